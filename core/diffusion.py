@@ -1,0 +1,204 @@
+"""The forward process, its posterior, the eps/x0/score conversions, and the losses (Ho et al. 2020).
+
+Every timestep argument uses the schedule's index (0..T-1 is the paper's step 1..T). The conversions
+between what a network predicts (eps) and what a sampler needs (x0, score) live here and only here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from core.schedules import Schedule
+
+EpsModel = Callable[..., torch.Tensor]  # eps_model(x, t, y=None) -> eps, same shape as x
+
+
+def _at(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Gather schedule values at integer timesteps t and shape them to broadcast against x."""
+    v = values.to(x.device)[t.to(x.device).long()]
+    return v.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+
+
+def _alpha_bar(s: Schedule, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """alpha_bar_t shaped like x; fractional t goes through the continuous view."""
+    t = torch.as_tensor(t, device=x.device)
+    if t.dim() == 0:
+        t = t.expand(x.shape[0])
+    if t.is_floating_point() and not torch.equal(t, t.round()):
+        ab = s.alpha_bar_at(t.detach().cpu().double())
+        return ab.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+    return _at(s.alpha_bars, t, x)
+
+
+def q_sample(s: Schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (Ho et al. 2020, eq. 4)."""
+    ab = _alpha_bar(s, t, x0)
+    return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
+
+
+def q_mean_var(s: Schedule, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)."""
+    ab = _alpha_bar(s, t, x0)
+    return ab.sqrt() * x0, (1.0 - ab).expand_as(x0)
+
+
+def q_posterior(s: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eqs. 6-7); integer t >= 0."""
+    mean = _at(s.posterior_mean_coef_x0, t, x_t) * x0 + _at(s.posterior_mean_coef_xt, t, x_t) * x_t
+    var = _at(s.posterior_variance, t, x_t).expand_as(x_t)
+    return mean, var
+
+
+def eps_to_x0(s: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) (Ho et al. 2020, eq. 15)."""
+    ab = _alpha_bar(s, t, x_t)
+    return (x_t - (1.0 - ab).sqrt() * eps) / ab.sqrt()
+
+
+def x0_to_eps(s: Schedule, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """The inverse of eps_to_x0: eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t)."""
+    ab = _alpha_bar(s, t, x_t)
+    return (x_t - ab.sqrt() * x0) / (1.0 - ab).sqrt()
+
+
+def eps_to_score(s: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """grad log q(x_t) = -eps / sqrt(1 - alpha_bar_t) (Song et al. 2021, denoising score matching)."""
+    return -eps / (1.0 - _alpha_bar(s, t, x_t)).sqrt()
+
+
+def score_to_eps(s: Schedule, x_t: torch.Tensor, t: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """eps = -sqrt(1 - alpha_bar_t) * score: the inverse of eps_to_score."""
+    return -score * (1.0 - _alpha_bar(s, t, x_t)).sqrt()
+
+
+def loss_simple(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, y: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """L_simple = E_{t, eps} || eps - eps_theta(x_t, t) ||^2 (Ho et al. 2020, eq. 14; Algorithm 1)."""
+    n = x0.shape[0]
+    t = torch.randint(0, s.T, (n,), generator=generator, device=x0.device)
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    x_t = q_sample(s, x0, t, noise)
+    eps = eps_model(x_t, t.to(x0.dtype), y) if y is not None else eps_model(x_t, t.to(x0.dtype))
+    return (eps - noise).pow(2).mean()
+
+
+# --- the variational bound ----------------------------------------------------------------------
+
+
+def gaussian_kl(mean1: torch.Tensor, var1: torch.Tensor, mean2: torch.Tensor, var2: torch.Tensor
+                ) -> torch.Tensor:
+    """KL(N(mean1, var1) || N(mean2, var2)) elementwise, in nats."""
+    return 0.5 * (torch.log(var2 / var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1.0)
+
+
+def model_variance(s: Schedule, variance: str) -> torch.Tensor:
+    """sigma_t^2 of p(x_{t-1} | x_t): "beta" (upper bound) or "beta_tilde" (lower bound), Ho et al. sec. 3.2.
+
+    At t = 1 beta_tilde is 0, so both use beta_tilde_2 there, as Nichol & Dhariwal's code does.
+    """
+    if variance == "beta":
+        v = s.betas.clone()
+    elif variance == "beta_tilde":
+        v = s.posterior_variance.clone()
+    else:
+        raise ValueError(f"unknown variance {variance!r}; expected one of: beta, beta_tilde")
+    v[0] = s.posterior_variance[1]
+    return v
+
+
+def p_mean(s: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """mu_theta(x_t, t) = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) (Ho et al. eq. 11)."""
+    beta = _at(s.betas, t, x_t)
+    return (x_t - beta / (1.0 - _at(s.alpha_bars, t, x_t)).sqrt() * eps) / (1.0 - beta).sqrt()
+
+
+def discretized_gaussian_log_likelihood(x0: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
+                                        bins: int = 256) -> torch.Tensor:
+    """log p(x_0 | x_1) for data in [-1, 1] quantised to `bins` levels (Ho et al. 2020, eq. 13)."""
+    half = 1.0 / (bins - 1)
+    std = var.sqrt()
+    normal = torch.distributions.Normal(mean, std)
+    cdf_plus = torch.where(x0 > 1 - 1e-3, torch.ones_like(x0), normal.cdf(x0 + half))
+    cdf_minus = torch.where(x0 < -1 + 1e-3, torch.zeros_like(x0), normal.cdf(x0 - half))
+    return torch.log((cdf_plus - cdf_minus).clamp(min=1e-12))
+
+
+def vlb_terms(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, y: torch.Tensor | None = None,
+              variance: str = "beta_tilde", decoder: str = "gaussian",
+              generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Every term of the bound -log p(x_0) <= L_T + sum_{t>1} L_{t-1} + L_0 (Ho et al. 2020, eq. 5).
+
+    Returns per-example terms in nats (summed over dimensions): ``prior`` (N,) is L_T,
+    ``kl`` (N, T-1) holds L_{t-1} for paper steps t = 2..T, ``decoder`` (N,) is L_0 = -log p(x_0|x_1).
+    Each term uses one draw of x_t ~ q(x_t | x_0), so the sum is an unbiased estimate of the bound.
+    ``decoder`` is "gaussian" (continuous data such as 2D points) or "discretized" (images in [-1, 1]).
+    """
+    if decoder not in ("gaussian", "discretized"):
+        raise ValueError(f"unknown decoder {decoder!r}; expected one of: gaussian, discretized")
+    dims = tuple(range(1, x0.dim()))
+    sigma2 = model_variance(s, variance)
+    kls = []
+    decoder_nll = None
+    with torch.no_grad():
+        for i in range(s.T):
+            t = torch.full((x0.shape[0],), i, device=x0.device, dtype=torch.long)
+            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            x_t = q_sample(s, x0, t, noise)
+            eps = eps_model(x_t, t.to(x0.dtype), y) if y is not None else eps_model(x_t, t.to(x0.dtype))
+            mean = p_mean(s, x_t, t, eps)
+            var = _at(sigma2, t, x_t).expand_as(x_t)
+            if i == 0:
+                if decoder == "gaussian":
+                    nll = -torch.distributions.Normal(mean, var.sqrt()).log_prob(x0)
+                else:
+                    nll = -discretized_gaussian_log_likelihood(x0, mean, var)
+                decoder_nll = nll.sum(dims)
+            else:
+                true_mean, true_var = q_posterior(s, x0, x_t, t)
+                kls.append(gaussian_kl(true_mean, true_var, mean, var).sum(dims))
+        ab_T = s.alpha_bars[-1].item()
+        prior = gaussian_kl(math.sqrt(ab_T) * x0, torch.full_like(x0, 1 - ab_T),
+                            torch.zeros_like(x0), torch.ones_like(x0)).sum(dims)
+    return {"prior": prior, "kl": torch.stack(kls, dim=1), "decoder": decoder_nll}
+
+
+def elbo_per_dim(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, **kwargs) -> torch.Tensor:
+    """The evidence lower bound on log p(x_0), in nats per dimension, per example (N,)."""
+    terms = vlb_terms(eps_model, s, x0, **kwargs)
+    bound = terms["prior"] + terms["kl"].sum(1) + terms["decoder"]
+    return -bound / x0[0].numel()
+
+
+def v_to_eps(s: Schedule, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """eps = sqrt(1 - alpha_bar) x_t + sqrt(alpha_bar) v, for v = sqrt(ab) eps - sqrt(1 - ab) x_0
+    (Salimans & Ho 2022, "Progressive distillation", sec. 4)."""
+    ab = _alpha_bar(s, t, x_t)
+    return (1.0 - ab).sqrt() * x_t + ab.sqrt() * v
+
+
+class VPredictionDenoiser(torch.nn.Module):
+    """Wraps a network that predicts v and exposes it as an eps model, eps_model(x, t, y=None).
+
+    Why: at high noise the x_0 content of eps is scaled by sqrt(alpha_bar_t), so a network that
+    outputs eps directly must be extremely precise there; predicting v keeps the target O(1)
+    at every t (Salimans & Ho 2022), which lets a small 2D MLP train in seconds.
+    """
+
+    def __init__(self, net: torch.nn.Module, schedule: Schedule):
+        super().__init__()
+        self.net = net
+        self.schedule = schedule
+
+    @property
+    def null_class(self) -> int | None:
+        return getattr(self.net, "null_class", None)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        t = torch.as_tensor(t, device=x.device, dtype=x.dtype)
+        if t.dim() == 0:
+            t = t.expand(x.shape[0])
+        return v_to_eps(self.schedule, x, t, self.net(x, t, y))

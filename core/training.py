@@ -1,0 +1,143 @@
+"""The one training loop: AdamW, warmup + cosine learning rate, EMA weights, gradient clipping,
+a step and a time budget, a per-step callback, and a guard that stops on NaN/inf keeping good weights.
+
+    result = train(model, loss_fn, next_batch, TrainConfig(steps=4000), callback=print_progress)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 4000
+    batch_size: int = 1024
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
+    ema_decay: float = 0.995
+    grad_clip: float = 1.0
+    time_budget_s: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (isinstance(self.steps, int) and self.steps >= 1, f"steps must be a positive integer; got {self.steps!r}"),
+            (isinstance(self.batch_size, int) and self.batch_size >= 1,
+             f"batch_size must be a positive integer; got {self.batch_size!r}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number; got {self.lr!r}"),
+            (0 <= self.ema_decay < 1, f"ema_decay must lie in [0, 1); got {self.ema_decay!r}"),
+            (self.grad_clip > 0, f"grad_clip must be positive; got {self.grad_clip!r}"),
+            (self.time_budget_s is None or self.time_budget_s > 0,
+             f"time_budget_s must be positive; got {self.time_budget_s!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # the raw weights after the last good step
+    ema_model: nn.Module  # the exponential moving average: use this one for sampling
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    stop_reason: str = "steps"  # "steps" | "time" | "callback" | "nonfinite"
+    message: str = ""
+
+
+class EMA:
+    """Exponential moving average of parameters, with the usual warmup min(decay, (1+n)/(10+n))."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ema_p = list(self.model.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1.0 - d)
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to lr * min_lr_ratio at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+LossFn = Callable[[nn.Module, Any, torch.Generator], torch.Tensor]
+BatchFn = Callable[[int, torch.Generator], Any]
+
+
+def train(model: nn.Module, loss_fn: LossFn, next_batch: BatchFn, cfg: TrainConfig,
+          callback: Callable[[dict[str, Any]], bool | None] | None = None) -> TrainResult:
+    """Minimise ``loss_fn(model, next_batch(step, g), g)`` for ``cfg.steps`` steps or ``cfg.time_budget_s``.
+
+    ``callback(info)`` runs after every step with ``step, steps, loss, lr, seconds``; returning True
+    stops training (a cancel button). A non-finite loss or gradient stops training before the bad
+    update is applied, so both returned models hold the last good weights.
+    """
+    device = torch.device(cfg.device)
+    model = model.to(device).train()
+    g = torch.Generator(device=device).manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=device.type in ("cpu", "cuda"))
+    ema = EMA(model, cfg.ema_decay)
+    result = TrainResult(model=model, ema_model=ema.model)
+    start = time.perf_counter()
+    for step in range(cfg.steps):
+        lr = lr_at(step, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = loss_fn(model, next_batch(step, g), g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        loss_value = loss.item()
+        if not (math.isfinite(loss_value) and torch.isfinite(grad_norm)):
+            what = "loss" if not math.isfinite(loss_value) else "gradient norm"
+            result.stop_reason = "nonfinite"
+            result.message = (f"training stopped at step {step}: the {what} became non-finite "
+                              f"(try a lower learning rate); kept the weights from step {step - 1}")
+            break
+        opt.step()
+        ema.update(model)
+        result.losses.append(loss_value)
+        result.steps = step + 1
+        result.seconds = time.perf_counter() - start
+        info = {"step": step + 1, "steps": cfg.steps, "loss": loss_value, "lr": lr, "seconds": result.seconds}
+        if callback is not None and callback(info):
+            result.stop_reason = "callback"
+            result.message = f"stopped by request after {step + 1} steps"
+            break
+        if cfg.time_budget_s is not None and result.seconds >= cfg.time_budget_s:
+            result.stop_reason = "time"
+            result.message = f"time budget of {cfg.time_budget_s:g} s reached after {step + 1} steps"
+            break
+    else:
+        result.message = f"finished {cfg.steps} steps"
+    result.seconds = time.perf_counter() - start
+    model.eval()
+    return result
