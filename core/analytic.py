@@ -52,7 +52,7 @@ class GaussianMixture:
 
     def score(self, x: torch.Tensor, t=None, s: Schedule | None = None) -> torch.Tensor:
         """grad_x log q(x_t) = -sum_k r_k(x) (x - sqrt(ab) mu_k) / var, r_k the responsibilities."""
-        x64 = x.detach().to(torch.float64).cpu()
+        x64 = x.to(torch.float64).cpu()  # no detach: the likelihood ODE differentiates the oracle
         log_comp, diff, var = self._log_components(x64, self._params_at(x64, t, s))
         r = torch.softmax(log_comp, dim=1).unsqueeze(-1)
         return (-(r * diff).sum(1) / var).to(device=x.device, dtype=x.dtype)

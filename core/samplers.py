@@ -58,7 +58,7 @@ DEFAULT_STEPS: dict[str, int | None] = {
     "ddim": 50,
     "euler_maruyama": 500,
     "predictor_corrector": 250,
-    "ode_euler": 100,
+    "ode_euler": 250,
     "ode_heun": 50,
     "dpm_solver_2m": 20,
 }
@@ -66,8 +66,8 @@ DEFAULT_SNR = 0.16  # Langevin corrector signal-to-noise ratio r (Song et al. 20
 
 _COMMON_OPTIONS = {"y", "guidance_scale", "keep_trajectory"}
 _METHOD_OPTIONS: dict[str, dict[str, Any]] = {
-    "ddpm": {"variance": "beta_tilde", "spacing": "linspace"},
-    "ddim": {"eta": 0.0, "spacing": "linspace"},
+    "ddpm": {"variance": "beta_tilde", "spacing": "leading"},
+    "ddim": {"eta": 0.0, "spacing": "leading"},
     "euler_maruyama": {"sde": "vp"},
     "predictor_corrector": {"sde": "vp", "snr": DEFAULT_SNR, "corrector_steps": 1},
     "ode_euler": {"sde": "vp"},
@@ -415,7 +415,14 @@ def sample(eps_model: EpsModel, schedule: Schedule, x_T: torch.Tensor, method: s
 
 
 def _model_t(t: float, x: torch.Tensor) -> torch.Tensor:
-    return torch.full((x.shape[0],), t, dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
+    """The (N,) timestep tensor the model sees (all points share t)."""
+    return torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
+
+
+def _shared_t(t: float) -> torch.Tensor:
+    """t as a one-element tensor for core.diffusion's conversions: their alpha_bar then broadcasts over the
+    batch, so each conversion costs O(1) schedule work instead of a gather over N points."""
+    return torch.tensor([float(t)], dtype=torch.float64)
 
 
 def _run_discrete(eps_fn, s: Schedule, x: torch.Tensor, ts: list[int], rec: _Recorder,
@@ -424,10 +431,9 @@ def _run_discrete(eps_fn, s: Schedule, x: torch.Tensor, ts: list[int], rec: _Rec
     ts_prev = [*ts[1:], -1]
     for i, (t, t_prev) in enumerate(zip(ts, ts_prev)):
         ab_t, ab_prev = float(s.alpha_bar_at(t)), float(s.alpha_bar_at(t_prev))
-        t_vec = _model_t(t, x)
-        eps = eps_fn(x, t_vec)
+        eps = eps_fn(x, _model_t(t, x))
         rec.nfe += 1
-        x0_pred = eps_to_x0(s, x, t_vec, eps)
+        x0_pred = eps_to_x0(s, x, _shared_t(t), eps)
         if method == "ddim":
             sigma = ddim_sigma(ab_t, ab_prev, opts["eta"])
         else:
@@ -462,16 +468,17 @@ class _Views:
         self.t = t
         self.ab = float(s.alpha_bar_at(t))
         self.beta = float(s.beta_at(t))  # VP-SDE rate per timestep, Schedule.beta_at
+        self.tau = -float(s.log_alpha_bar_at(t))  # the VP-SDE's own clock: tau = int_{-1}^t beta = -log alpha_bar
         self.sqrt_ab = math.sqrt(self.ab)
         self.sigma_ve = math.sqrt((1.0 - self.ab) / self.ab)  # SMLD noise level of x / sqrt(alpha_bar)
 
 
 def _eval(eps_fn, s: Schedule, x: torch.Tensor, t: float, rec: _Recorder):
-    """eps, x0 prediction and score (VP units) of the model at (x, t)."""
-    t_vec = _model_t(t, x)
-    eps = eps_fn(x, t_vec)
+    """eps and x0 prediction of the model at (x, t), and t for further conversions."""
+    eps = eps_fn(x, _model_t(t, x))
     rec.nfe += 1
-    return eps, eps_to_x0(s, x, t_vec, eps), t_vec
+    t_c = _shared_t(t)
+    return eps, eps_to_x0(s, x, t_c, eps), t_c
 
 
 def _langevin(eps_fn, s: Schedule, x: torch.Tensor, v: _Views, rec: _Recorder, generator, snr: float,
@@ -481,8 +488,8 @@ def _langevin(eps_fn, s: Schedule, x: torch.Tensor, v: _Views, rec: _Recorder, g
     their code (so the step size is shared by the batch). Runs in VE coordinates for sde="ve"."""
     alpha = math.exp(-v.beta) if sde == "vp" else 1.0  # 1 - beta_t at integer t
     for _ in range(n):
-        eps, _, t_vec = _eval(eps_fn, s, x, v.t, rec)
-        score = eps_to_score(s, x, t_vec, eps)
+        eps, _, t_c = _eval(eps_fn, s, x, v.t, rec)
+        score = eps_to_score(s, x, t_c, eps)
         if sde == "ve":
             score = score * v.sqrt_ab  # d/dx_ve = sqrt(alpha_bar) d/dx: score_ve = -eps / sigma
         z = _randn(x, generator)
@@ -506,33 +513,32 @@ def _run_continuous(eps_fn, s: Schedule, x: torch.Tensor, ts: list[float], rec: 
         x_in = x
         if method == "predictor_corrector" and opts["corrector_steps"] > 0:
             x = _langevin(eps_fn, s, x, v, rec, generator, opts["snr"], opts["corrector_steps"], sde)
-        eps, x0_pred, t_vec = _eval(eps_fn, s, x, v.t, rec)
+        eps, x0_pred, t_c = _eval(eps_fn, s, x, v.t, rec)
         if i == len(views) - 1:
             rec.record(i, x_in, x0_pred, x0_pred, eps)  # land on clean data: the x0 prediction at t = 0
             return x0_pred
         w = views[i + 1]
-        h = v.t - w.t  # > 0: we integrate backwards in time
+        d_tau = v.tau - w.tau  # > 0: int beta dt over the step, integrating backwards in time
         if method in ("euler_maruyama", "predictor_corrector"):
             z = _randn(x, generator)
             if sde == "vp":
-                # reverse VP-SDE dx = [-beta/2 x - beta score] dt + sqrt(beta) dw (Song et al. 2021, eq. 6 and 11)
-                score = eps_to_score(s, x, t_vec, eps)
-                x_next = x + (h * v.beta) * (0.5 * x + score) + math.sqrt(h * v.beta) * z
+                # reverse VP-SDE dx = [-beta/2 x - beta score] dt + sqrt(beta) dw (Song et al. 2021, eqs. 6, 11),
+                # Euler-Maruyama in tau, where beta dt = d tau (exact for the piecewise-constant beta(t))
+                score = eps_to_score(s, x, t_c, eps)
+                x_next = x + d_tau * (0.5 * x + score) + math.sqrt(d_tau) * z
             else:
                 # reverse VE-SDE dx_ve = -d[sigma^2] score_ve + sqrt(d[sigma^2]) dw: Euler-Maruyama in sigma^2
                 d_var = v.sigma_ve ** 2 - w.sigma_ve ** 2
                 x_ve = x / v.sqrt_ab + (d_var / v.sigma_ve) * (-eps) + math.sqrt(d_var) * z
                 x_next = x_ve * w.sqrt_ab
         elif sde == "vp":
-            # PF-ODE dx/dt = -beta(t)/2 (x + score) (Song et al. 2021, eq. 13), stepped from t to t - h
-            def slope(xx, ee, tt, beta):
-                return (0.5 * beta) * (xx + eps_to_score(s, xx, tt, ee))
-
-            d1 = slope(x, eps, t_vec, v.beta)
-            x_next = x + h * d1
-            if method == "ode_heun":  # Heun's 2nd order (Karras et al. 2022, Algorithm 1)
-                eps2, _, t_vec2 = _eval(eps_fn, s, x_next, w.t, rec)
-                x_next = x + h * 0.5 * (d1 + slope(x_next, eps2, t_vec2, w.beta))
+            # PF-ODE dx/dt = -beta(t)/2 (x + score) (Song et al. 2021, eq. 13), i.e. dx/dtau = -(x + score)/2
+            d1 = 0.5 * (x + eps_to_score(s, x, t_c, eps))
+            x_next = x + d_tau * d1
+            if method == "ode_heun":  # Heun's 2nd order (Karras et al. 2022, Algorithm 1), in tau
+                eps2, _, t_c2 = _eval(eps_fn, s, x_next, w.t, rec)
+                d2 = 0.5 * (x_next + eps_to_score(s, x_next, t_c2, eps2))
+                x_next = x + d_tau * 0.5 * (d1 + d2)
         else:
             # VE PF-ODE dx_ve / dsigma = eps: Euler in sigma is DDIM (eta = 0)
             d_sigma = w.sigma_ve - v.sigma_ve  # < 0
