@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"wrote {weights} and {out.with_suffix('.json')}", file=sys.stderr)
     if args.record or out.resolve().parent == PRETRAINED_DIR:
         update_manifest(out.name, {
-            "command": "python -m core " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "command": "python -m core " + " ".join(shlex.quote(a) for a in args.argv),
             "data": data_info["source"],
             "seconds": round(result.seconds, 2),
             "steps": result.steps,
@@ -155,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (ValueError, PointCloudError, CheckpointError) as e:  # user errors: a message, not a traceback
