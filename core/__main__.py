@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="pretrained name (e.g. ddpm-eight_gaussians) or checkpoint path")
     s.add_argument("--n", type=int, default=1000)
     s.add_argument("--method", default="ddim", choices=METHODS)
-    s.add_argument("--steps", type=int, default=50)
+    s.add_argument("--steps", type=int, default=None, help="default: the method's own (e.g. ddim 50, ddpm 1000)")
     s.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
     s.add_argument("--label", type=int, default=None, help="class label, for conditional models")
     s.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale w")

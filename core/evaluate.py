@@ -16,7 +16,7 @@ from core.metrics import data_floor, energy_distance, mmd_rbf, mode_coverage, sl
 from core.samplers import sample
 
 
-def sample_2d(p, n: int, seed: int = 0, method: str = "ddim", steps: int = 50, **options: Any) -> torch.Tensor:
+def sample_2d(p, n: int, seed: int = 0, method: str = "ddim", steps: int | None = 50, **options: Any) -> torch.Tensor:
     """n samples from a 2D checkpoint (diffusion families via ``sample``, others via ``model.sample``)."""
     g = torch.Generator().manual_seed(seed)
     if p.schedule is None:

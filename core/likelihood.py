@@ -143,9 +143,9 @@ def compare_with_elbo(eps_model: EpsModel, schedule: Schedule, x0: torch.Tensor,
     """PF-ODE log p(x0) and core.diffusion.elbo_per_dim (Ho et al. 2020, eq. 5) for the same points.
 
     For a perfect model the ELBO sits below log p by the gap of the bound; it costs T network calls.
-    Both are densities with the default Gaussian decoder; decoder="discretized" (images) gives the ELBO
-    on a probability mass of 256-level bins instead, which is comparable with the ODE density only
-    after dequantization (adding D log(2 / 255) to the density).
+    Both are densities with the default Gaussian decoder. decoder="discretized" (images in [-1, 1]) bounds
+    the probability of 256-level bins instead; to set it beside the ODE density, add log(2 / 255) (the
+    log bin width) per dimension to the latter (no dequantization noise is used here).
     """
     ode = ode_log_likelihood_with_stats(eps_model, schedule, x0, y, divergence, generator=generator)
     elbo = elbo_per_dim(eps_model, schedule, x0, y=y, variance=variance, decoder=decoder, generator=generator)

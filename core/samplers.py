@@ -8,16 +8,21 @@ makes K transitions; the last one always lands on clean data (t_prev = -1, alpha
 model's x0 prediction at t_{K-1} (the usual "denoise at the end"; for DDPM/DDIM it is their own update
 with alpha_bar_prev = 1, which is exactly that prediction). Time grids:
 
-- ddpm, ddim: integer timesteps with ``spacing`` "linspace" (default: both ends T-1 and 0), "leading"
-  or "trailing" (Lin et al. 2024, Table 2). Fewer DDPM steps than T run the respaced chain
-  (Nichol & Dhariwal 2021, sec. 4), i.e. Algorithm 2 with beta_t replaced by 1 - alpha_bar_t / alpha_bar_prev.
+- ddpm, ddim: integer timesteps with ``spacing`` "leading" (default), "linspace" or "trailing" (Lin et
+  al. 2024, Table 2). With the exact score, leading was best or tied per step on the linear and cosine
+  schedules (4 to 100 DDIM steps; trailing's last jump from T/K - 1 to clean data blurs sharp modes).
+  Fewer DDPM steps than T run the respaced chain (Nichol & Dhariwal 2021, sec. 4): Algorithm 2 with
+  alpha_t replaced by alpha_bar_t / alpha_bar_prev.
 - euler_maruyama, predictor_corrector, ode_euler, ode_heun: fractional timesteps uniform in t from T-1
-  down to 0 (Song et al. 2021 use a uniform grid in their time s = (t + 1) / T).
+  down to 0 (Song et al. 2021 use a uniform grid in their time s = (t + 1) / T). The VP solvers step in
+  tau = -log alpha_bar = int beta dt, the VP-SDE's own clock, so the step uses the exact integral of the
+  piecewise-constant beta(t) of ``Schedule.beta_at`` (sampling beta at one end of a coarse step makes
+  the result jump whenever the grid crosses an integer).
 - dpm_solver_2m: uniform in log-SNR lambda = log(alpha / sigma) between t = T-1 and t = 0 (Lu et al.
   2022, sec. 3.3 / their "logSNR" skip type).
 
 VP and VE (option ``sde`` for the four continuous solvers): "vp" (default) integrates the variance-
-preserving SDE / probability-flow ODE in the schedule's timestep units (``Schedule.beta_at``); "ve" runs
+preserving SDE / probability-flow ODE in the schedule's units (``Schedule.beta_at``); "ve" runs
 the *same* eps model as the variance-exploding SDE of x_ve = x / sqrt(alpha_bar) with
 sigma = sqrt((1 - alpha_bar) / alpha_bar) (SMLD, Song & Ermon 2019; Song et al. 2021, sec. 3.4), where
 x_ve = x_0 + sigma * eps, score_ve = -eps / sigma, and the PF-ODE is dx_ve / dsigma = eps. Its
@@ -50,9 +55,10 @@ SPACINGS = ("linspace", "leading", "trailing")
 SDES = ("vp", "ve")
 VARIANCES = ("beta", "beta_tilde")
 
-# Defaults measured with the exact (oracle) score on eight_gaussians, 4000 points, linear T = 1000
-# (benchmarks table in the module's tests / the lead's report): every method is within 2x of the
-# data-vs-data sliced-Wasserstein floor at these step counts. None means "all T steps".
+# Defaults measured with the exact (oracle) score on eight_gaussians, linear and cosine T = 1000: at these
+# step counts every method (VP and VE) is within 2x of the data-vs-data sliced-Wasserstein floor at 4,000
+# and 10,000 points, with the per-mode spread within 10% of the data's (tests/core/test_samplers.py).
+# None means "all T steps".
 DEFAULT_STEPS: dict[str, int | None] = {
     "ddpm": None,
     "ddim": 50,
@@ -82,7 +88,7 @@ class Trajectory:
 
     xs: (K+1, N, ...) states from x_T to x_0 (with keep_trajectory=False only (2, N, ...): x_T and x_0).
     x0_preds: (K, N, ...) the model's x_0 prediction at each visited timestep (keep_trajectory=False: the last).
-    timesteps: (K,) float64 timesteps visited (where the network was evaluated), from T-1 towards 0.
+    timesteps: (K,) float64 timesteps visited (where the network was evaluated), decreasing towards 0.
     nfe: evaluations of the denoiser (guided pairs count once).
     """
 
@@ -200,7 +206,7 @@ def _as_t(t: int | float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 # --- time grids ---------------------------------------------------------------------------------------
 
 
-def discrete_timesteps(T: int, steps: int, spacing: str = "linspace") -> list[int]:
+def discrete_timesteps(T: int, steps: int, spacing: str = "leading") -> list[int]:
     """Integer timesteps (decreasing) for DDPM/DDIM with ``steps`` <= T (Lin et al. 2024, Table 2, 0-based):
 
     - "linspace": round(linspace(T-1, 0, steps)): both the noisiest and the cleanest step;
@@ -272,7 +278,10 @@ def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
 
 
-def _guided_eps(eps_model: EpsModel, y: torch.Tensor | None, w: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # eps(x, t) with labels and guidance bound
+
+
+def _guided_eps(eps_model: EpsModel, y: torch.Tensor | None, w: float) -> EpsFn:
     """eps(x, t) with classifier-free guidance eps_u + w (eps_c - eps_u) (Ho & Salimans 2022, eq. 6)."""
     if y is None:
         return lambda x, t: eps_model(x, t)
@@ -372,11 +381,14 @@ def sample(eps_model: EpsModel, schedule: Schedule, x_T: torch.Tensor, method: s
     """Run ``method`` from x_T (N, ...) down to clean data and return the ``Trajectory``.
 
     method: one of METHODS. steps: visited timesteps (default ``DEFAULT_STEPS[method]``, at most T).
-    Options per method: ddpm ``variance`` ("beta_tilde" | "beta"), ``spacing``; ddim ``eta`` (0..1),
-    ``spacing``; euler_maruyama / ode_euler / ode_heun ``sde`` ("vp" | "ve"); predictor_corrector ``sde``,
-    ``snr`` (Langevin signal-to-noise r), ``corrector_steps``; dpm_solver_2m none. For every method:
-    ``y`` labels (N,) or one int, ``guidance_scale`` w, ``keep_trajectory`` (False keeps only x_T and x_0).
-    callback(dict) runs after every step with i, t, t_next, x (state at t), x_next, x0_pred, eps, nfe.
+    Options per method (defaults first): ddpm ``variance`` ("beta_tilde" | "beta"), ``spacing``
+    ("leading" | "linspace" | "trailing"); ddim ``eta`` (0.0, in [0, 1]), ``spacing``; euler_maruyama /
+    ode_euler / ode_heun ``sde`` ("vp" | "ve"); predictor_corrector ``sde``, ``snr`` (0.16, the Langevin
+    signal-to-noise r), ``corrector_steps`` (1); dpm_solver_2m none. For every method: ``y`` labels (N,)
+    or one int, ``guidance_scale`` w (1.0), ``keep_trajectory`` (True; False keeps only x_T and x_0, for
+    image batches: the full path costs 2 K copies of x_T). Unknown options raise ValueError.
+    callback(dict) runs after every step with i, t, t_next, x (the state at t), x_next, x0_pred, eps, nfe,
+    steps and method.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of: {', '.join(METHODS)}")
@@ -392,6 +404,9 @@ def sample(eps_model: EpsModel, schedule: Schedule, x_T: torch.Tensor, method: s
     guidance_scale = float(guidance_scale)
     if not math.isfinite(guidance_scale):
         raise ValueError(f"guidance_scale must be finite; got {guidance_scale!r}")
+    if y is None and guidance_scale != 1.0:
+        raise ValueError("guidance_scale needs class labels y= (classifier-free guidance mixes the conditional "
+                         "and unconditional predictions)")
     if y is not None:
         y = torch.as_tensor(y, device=x_T.device)
         if y.dim() == 0:
@@ -430,18 +445,13 @@ def _run_discrete(eps_fn, s: Schedule, x: torch.Tensor, ts: list[int], rec: _Rec
     """DDPM (Algorithm 2, respaced when steps < T) and DDIM (eq. 12) over integer timesteps."""
     ts_prev = [*ts[1:], -1]
     for i, (t, t_prev) in enumerate(zip(ts, ts_prev)):
-        ab_t, ab_prev = float(s.alpha_bar_at(t)), float(s.alpha_bar_at(t_prev))
         eps = eps_fn(x, _model_t(t, x))
         rec.nfe += 1
         x0_pred = eps_to_x0(s, x, _shared_t(t), eps)
         if method == "ddim":
-            sigma = ddim_sigma(ab_t, ab_prev, opts["eta"])
-        else:
-            beta = 1.0 - ab_t / ab_prev
-            var = beta if opts["variance"] == "beta" else (1.0 - ab_prev) / (1.0 - ab_t) * beta
-            sigma = math.sqrt(max(var, 0.0))
-        if method == "ddim":
-            sigma = 0.0 if t_prev < 0 else ddim_sigma(ab_t, ab_prev, opts["eta"])  # 0 at t_prev = -1 anyway
+            # coefficients as Python floats: all points share t; sigma is 0 at t_prev = -1 anyway
+            ab_t, ab_prev = float(s.alpha_bar_at(t)), float(s.alpha_bar_at(t_prev))
+            sigma = 0.0 if t_prev < 0 else ddim_sigma(ab_t, ab_prev, opts["eta"])
             noise = _randn(x, generator) if sigma > 0 else None
             x_next = _ddim_update(x0_pred, eps, ab_prev, sigma, noise)
         else:
