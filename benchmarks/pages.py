@@ -1,0 +1,64 @@
+"""First-render and slider-change times of every page, with the app warm (Streamlit's AppTest).
+
+    python benchmarks/pages.py [--repeats 3]
+
+Targets on a 2-core CPU: first render <= 3 s per page; a slider change <= 1 s on the 2D pages.
+Times are the page script's run on the server (what the user waits for before the browser draws);
+"cold" is the first visit in a fresh process (models loading, caches empty), "warm" a later visit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from streamlit.testing.v1 import AppTest
+
+from dashboard.components.common import existing_pages
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+
+
+def _timed(at: AppTest) -> float:
+    t0 = time.perf_counter()
+    at.run()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"# torch threads: {torch.get_num_threads()}; median of {args.repeats}")
+    header = f"{'page':<22} {'cold s':>7} {'warm s':>7} {'slider s':>9}  {'slider moved':<28} exceptions"
+    print(header)
+    print("-" * len(header))
+    for spec in existing_pages():
+        at = AppTest.from_file(str(APP), default_timeout=120)
+        at.run()
+        at.switch_page(spec.file)
+        cold = _timed(at)
+        warm, slides, moved = [], [], "-"
+        for _ in range(args.repeats):
+            at.switch_page(spec.file)
+            warm.append(_timed(at))
+            if at.slider:
+                s = at.slider[0]
+                lo, hi = s.min, s.max
+                value = s.value if not isinstance(s.value, tuple) else s.value[0]
+                target = hi if value != hi else lo
+                if isinstance(s.value, tuple):
+                    target = (lo, s.value[1])
+                s.set_value(target)
+                slides.append(_timed(at))
+                moved = f"{s.label[:18]} -> {target}"
+        slide = f"{statistics.median(slides):9.2f}" if slides else f"{'-':>9}"
+        print(f"{spec.title:<22} {cold:7.2f} {statistics.median(warm):7.2f} {slide}  {moved:<28} {len(at.exception)}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
