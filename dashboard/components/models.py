@@ -1,0 +1,95 @@
+"""Which 2D model a page runs: the shipped checkpoints, the ones trained in this browser session, or the
+exact score of a mixture toy. Pages pick by a string token, so cached computations can key on it.
+
+Tokens: ``ddpm-<toy>`` (pretrained, shared by every user), ``session:<id>`` (trained on the Train page,
+private to this session), and ``exact:<toy>`` (the closed-form eps of a mixture toy, core.analytic).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+import torch
+
+from core.analytic import toy_mixture
+from core.checkpoints import Pretrained
+from core.data.toy2d import MIXTURE_TOYS, TOY_NAMES
+from dashboard.components.common import UrlWidgets, pretrained, toy_label
+
+SESSION_KEY = "session_models"  # token -> SessionModel
+
+
+@dataclass
+class SessionModel:
+    label: str
+    model: Pretrained  # model, schedule, config (data provenance in config["data"])
+    losses: list[float]
+
+
+@dataclass
+class ModelChoice:
+    token: str
+    label: str
+    eps_model: Any  # eps_model(x, t, y=None)
+    schedule: Any
+    toy: str | None  # the toy it models (None for a user's own point cloud)
+    data: torch.Tensor | None = None  # the user's points (standardised) when toy is None
+
+
+def session_models() -> dict[str, SessionModel]:
+    return st.session_state.setdefault(SESSION_KEY, {})
+
+
+def register_session_model(label: str, model: Pretrained, losses: list[float]) -> str:
+    """Keep a model trained in this session; returns its token (usable on every page)."""
+    token = f"session:{uuid.uuid4().hex[:8]}"
+    session_models()[token] = SessionModel(label=label, model=model, losses=list(losses))
+    return token
+
+
+def model_tokens() -> list[str]:
+    return [f"ddpm-{toy}" for toy in TOY_NAMES] + list(session_models())
+
+
+def token_label(token: str) -> str:
+    if token.startswith("session:"):
+        m = session_models().get(token)
+        return f"yours: {m.label}" if m else token
+    if token.startswith("exact:"):
+        return f"exact score: {toy_label(token[6:])}"
+    return f"pretrained: {toy_label(token.removeprefix('ddpm-'))}"
+
+
+def resolve(token: str, exact: bool = False) -> ModelChoice:
+    """The model behind a token; ``exact`` swaps in the closed-form eps when the toy is a mixture."""
+    if token.startswith("session:"):
+        m = session_models()[token]
+        p = m.model
+    else:
+        p = pretrained(token)
+    data = p.config.get("data", {})
+    toy = data.get("name") if data.get("kind") == "toy" else None
+    points = torch.as_tensor(data["points"]) if "points" in data else None
+    if exact:
+        if toy not in MIXTURE_TOYS:
+            raise ValueError(f"the exact score is known only for the mixture toys ({', '.join(MIXTURE_TOYS)})")
+        return ModelChoice(f"exact:{toy}|{token}", token_label(f"exact:{toy}"),
+                           toy_mixture(toy).as_eps_model(p.schedule), p.schedule, toy)
+    return ModelChoice(token, token_label(token), p.model, p.schedule, toy, points)
+
+
+def model_picker(ui: UrlWidgets, default_toy: str = "eight_gaussians", exact_toggle: bool = True,
+                 label: str = "Model") -> ModelChoice:
+    """A selectbox of models (pretrained + this session's) and, for mixture toys, a learned/exact toggle."""
+    tokens = model_tokens()
+    token = ui.selectbox(label, "model", tokens, default=f"ddpm-{default_toy}", format_func=token_label)
+    choice = resolve(token)
+    if exact_toggle and choice.toy in MIXTURE_TOYS:
+        if ui.toggle("Use the exact score instead of the network", "exact", default=False,
+                     help="For Gaussian-mixture toys the true eps is known in closed form: any difference "
+                          "from the learned model is then discretisation error alone."):
+            choice = resolve(token, exact=True)
+    return choice
