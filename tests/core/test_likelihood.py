@@ -19,15 +19,6 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The oracles run many tiny ops; on a shared 2-core CPU a second intra-op thread only adds waiting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize(("toy", "schedule"), [("eight_gaussians", "linear"), ("twenty_five_gaussians", "cosine")])
 def test_ode_likelihood_of_the_exact_score_is_the_analytic_log_density(toy: str, schedule: str) -> None:
     s = make_schedule(schedule, T=1000)

@@ -37,15 +37,6 @@ def _sw(a: torch.Tensor, b: torch.Tensor, seed: int = 0) -> float:
     return sliced_wasserstein(a, b, n_projections=256, generator=_gen(seed))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The oracles run many tiny ops; on a shared 2-core CPU a second intra-op thread only adds waiting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def linear() -> object:
     return make_schedule("linear", T=1000)
