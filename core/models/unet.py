@@ -1,0 +1,139 @@
+"""A small class-conditional UNet for 28x28 images (Ho et al. 2020, appendix B, scaled down).
+
+Residual blocks with GroupNorm and a time/class embedding, self-attention at the lowest resolution,
+a learned "null" class for classifier-free guidance (Ho & Salimans 2022), and an optional gradient
+checkpointing switch that trades compute for activation memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
+
+from core.models.embeddings import sinusoidal_embedding
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    in_channels: int = 1
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 2)  # 28 -> 14 -> 7
+    blocks_per_level: int = 2
+    attention_heads: int = 4
+    num_classes: int = 10  # 0: unconditional; otherwise one extra learned null class
+    groups: int = 8
+    dropout: float = 0.1
+    T: int = 1000
+    gradient_checkpointing: bool = False
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channel_mults"] = list(self.channel_mults)
+        return d
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2 = nn.GroupNorm(groups, c_out)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(emb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, channels: int, heads: int, groups: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels)
+        self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        n, c, h, w = x.shape
+        seq = self.norm(x).flatten(2).transpose(1, 2)  # (N, HW, C)
+        out, _ = self.attn(seq, seq, seq, need_weights=False)
+        return x + out.transpose(1, 2).reshape(n, c, h, w)
+
+
+class UNet(nn.Module):
+    """eps_theta(x, t, y) for (N, C, 28, 28) images; ``y`` (N,) labels or None (the null class)."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = c = config
+        emb_dim = 4 * c.base_channels
+        self.time_mlp = nn.Sequential(nn.Linear(c.base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.label_emb = nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes > 0 else None
+        self.inp = nn.Conv2d(c.in_channels, c.base_channels, 3, padding=1)
+        chans = [c.base_channels * m for m in c.channel_mults]
+        self.down, self.up = nn.ModuleList(), nn.ModuleList()
+        skips, ch = [c.base_channels], c.base_channels
+        for level, c_out in enumerate(chans):
+            for _ in range(c.blocks_per_level):
+                self.down.append(ResBlock(ch, c_out, emb_dim, c.groups, c.dropout))
+                ch = c_out
+                skips.append(ch)
+            if level < len(chans) - 1:
+                self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
+                skips.append(ch)
+        self.mid = nn.ModuleList([ResBlock(ch, ch, emb_dim, c.groups, c.dropout),
+                                  SelfAttention(ch, c.attention_heads, c.groups),
+                                  ResBlock(ch, ch, emb_dim, c.groups, c.dropout)])
+        for level, c_out in reversed(list(enumerate(chans))):
+            for _ in range(c.blocks_per_level + 1):
+                self.up.append(ResBlock(ch + skips.pop(), c_out, emb_dim, c.groups, c.dropout))
+                ch = c_out
+            if level > 0:
+                self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, c.in_channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    @property
+    def null_class(self) -> int:
+        return self.config.num_classes
+
+    def _run(self, block: nn.Module, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        if not isinstance(block, (ResBlock, SelfAttention)):
+            return block(h)
+        if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, h, emb, use_reentrant=False)
+        return block(h, emb)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.config
+        t = torch.as_tensor(t, device=x.device)
+        if t.dim() == 0:
+            t = t.expand(x.shape[0])
+        emb = self.time_mlp(sinusoidal_embedding(t * (1000.0 / c.T), c.base_channels))
+        if self.label_emb is not None:
+            if y is None:
+                y = torch.full((x.shape[0],), self.null_class, device=x.device, dtype=torch.long)
+            emb = emb + self.label_emb(y.long())
+        emb = F.silu(emb)
+        h = self.inp(x)
+        hs = [h]
+        for block in self.down:
+            h = self._run(block, h, emb)
+            hs.append(h)
+        for block in self.mid:
+            h = self._run(block, h, emb)
+        for block in self.up:
+            if isinstance(block, ResBlock):
+                h = torch.cat([h, hs.pop()], dim=1)
+            h = self._run(block, h, emb)
+        return self.out(h)
