@@ -7,7 +7,7 @@ between what a network predicts (eps) and what a sampler needs (x0, score) live 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -37,6 +37,27 @@ def q_sample(s: Schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
     """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (Ho et al. 2020, eq. 4)."""
     ab = _alpha_bar(s, t, x0)
     return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
+
+
+def forward_chain(s: Schedule, x0: torch.Tensor, keep: Sequence[int],
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Run q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I) step by step (Ho et al. 2020, eq. 2).
+
+    keep: paper steps 0..T to record (0 is x_0). Returns (len(keep), N, d) float32. Its marginal at t is
+    q(x_t | x_0) of eq. (4), i.e. ``q_sample``; the chain is what makes particle paths continuous.
+    """
+    keep_set = sorted(set(int(k) for k in keep))
+    if keep_set and (keep_set[0] < 0 or keep_set[-1] > s.T):
+        raise ValueError(f"keep must lie in [0, {s.T}]")
+    x = x0.to(torch.float64)
+    sqrt_alphas, sqrt_betas = s.alphas.sqrt(), s.betas.sqrt()
+    out = {0: x} if 0 in keep_set else {}
+    for t in range(1, (keep_set[-1] if keep_set else 0) + 1):  # paper step t is index t - 1
+        noise = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+        x = sqrt_alphas[t - 1] * x + sqrt_betas[t - 1] * noise
+        if t in keep_set:
+            out[t] = x
+    return torch.stack([out[int(k)] for k in keep]).to(torch.float32)
 
 
 def q_mean_var(s: Schedule, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

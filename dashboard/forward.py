@@ -8,9 +8,9 @@ import streamlit as st
 import torch
 
 from core.analytic import GaussianMixture, toy_mixture
-from core.diffusion import q_sample
+from core.diffusion import forward_chain, q_sample
 from dashboard.components import plots
-from dashboard.components.common import (TOYS, UrlWidgets, build_schedule, fmt_num, forward_chain, is_mixture,
+from dashboard.components.common import (TOYS, UrlWidgets, build_schedule, fmt_num, is_mixture,
                                          page_header, terminal_noise_warning, toy_label, toy_points)
 
 N_FRAMES = 25

@@ -14,7 +14,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from core.schedules import make_schedule
-from dashboard.components.common import DASHBOARD_DIR, PAGES, _number_coercer, existing_pages, forward_chain
+from core.diffusion import forward_chain
+from dashboard.components.common import DASHBOARD_DIR, PAGES, _number_coercer, existing_pages
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 MY_PAGES = ["home.py", "schedules.py", "forward.py"]
