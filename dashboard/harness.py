@@ -59,8 +59,17 @@ def running_app(timeout_s: float = 90) -> Iterator[str]:
             proc.kill()
 
 
+def _says_running(status) -> bool:
+    """The status widget shows "Running..." and, in Streamlit 1.67, a "Stop" button while a script runs."""
+    try:
+        text = status.first.inner_text(timeout=500) if status.count() else ""
+    except Exception:  # the widget vanished between count() and inner_text(): the run just ended
+        return False
+    return "Running" in text or "Stop" in text
+
+
 def wait_idle(page, timeout_s: float = 60, quiet_ms: int = 400) -> float:
-    """Wait until the script run is over: for ``quiet_ms`` the status widget has not said Running and
+    """Wait until the script run is over: for ``quiet_ms`` the status widget has not said Running/Stop and
     no element of the previous run is left stale.
 
     Returns the seconds until the last moment it was seen running (the run's duration, to ~50 ms).
@@ -72,7 +81,7 @@ def wait_idle(page, timeout_s: float = 60, quiet_ms: int = 400) -> float:
     while time.time() - start < timeout_s:
         status = page.locator('[data-testid="stStatusWidget"]')
         stale = page.locator('[data-stale="true"]').count() > 0  # elements of the previous run still shown
-        if stale or (status.count() > 0 and "Running" in (status.first.inner_text() or "")):
+        if stale or _says_running(status):
             last_running = time.time()
         elif time.time() - last_running > quiet_ms / 1000:
             return last_running - start
