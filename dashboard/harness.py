@@ -61,9 +61,11 @@ def running_app(timeout_s: float = 90) -> Iterator[str]:
 
 def _says_running(status) -> bool:
     """The status widget shows "Running..." and, in Streamlit 1.67, a "Stop" button while a script runs."""
+    from playwright.sync_api import Error as PlaywrightError
+
     try:
         text = status.first.inner_text(timeout=500) if status.count() else ""
-    except Exception:  # the widget vanished between count() and inner_text(): the run just ended
+    except PlaywrightError:  # the widget vanished between count() and inner_text(): the run just ended
         return False
     return "Running" in text or "Stop" in text
 
