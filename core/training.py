@@ -97,7 +97,7 @@ def train(model: nn.Module, loss_fn: LossFn, next_batch: BatchFn, cfg: TrainConf
           callback: Callable[[dict[str, Any]], bool | None] | None = None) -> TrainResult:
     """Minimise ``loss_fn(model, next_batch(step, g), g)`` for ``cfg.steps`` steps or ``cfg.time_budget_s``.
 
-    ``callback(info)`` runs after every step with ``step, steps, loss, lr, seconds``; returning True
+    ``callback(info)`` runs after every step with ``step, steps, loss, lr, seconds, ema_model``; returning True
     stops training (a cancel button). A non-finite loss or gradient stops training before the bad
     update is applied, so both returned models hold the last good weights.
     """
@@ -129,7 +129,8 @@ def train(model: nn.Module, loss_fn: LossFn, next_batch: BatchFn, cfg: TrainConf
         result.losses.append(loss_value)
         result.steps = step + 1
         result.seconds = time.perf_counter() - start
-        info = {"step": step + 1, "steps": cfg.steps, "loss": loss_value, "lr": lr, "seconds": result.seconds}
+        info = {"step": step + 1, "steps": cfg.steps, "loss": loss_value, "lr": lr, "seconds": result.seconds,
+                "ema_model": ema.model}
         if callback is not None and callback(info):
             result.stop_reason = "callback"
             result.message = f"stopped by request after {step + 1} steps"

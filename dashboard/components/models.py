@@ -84,6 +84,9 @@ def resolve(token: str, exact: bool = False) -> ModelChoice:
 def model_picker(ui: UrlWidgets, default_toy: str = "eight_gaussians", exact_toggle: bool = True,
                  label: str = "Model") -> ModelChoice:
     """A selectbox of models (pretrained + this session's) and, for mixture toys, a learned/exact toggle."""
+    from dashboard.components.live import adopt_finished_run  # live imports this module
+
+    adopt_finished_run()  # a model whose training a click just stopped joins the list first
     tokens = model_tokens()
     token = ui.selectbox(label, "model", tokens, default=f"ddpm-{default_toy}", format_func=token_label)
     choice = resolve(token)

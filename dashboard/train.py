@@ -1,0 +1,278 @@
+"""Train: a 2D diffusion model trained live on a toy or on the user's own points, with a progress bar, a live loss
+curve, sample snapshots, a stop button; the result is usable on every other page and downloadable."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from core.checkpoints import Pretrained
+from core.data.toy2d import PointCloudError, load_points, standardise
+from core.evaluate import evaluate_2d, sample_2d
+from core.training import DEFAULT_2D_TRAIN, DEFAULT_MLP, TrainConfig, train, train_ddpm_2d
+from dashboard.components import live, plots
+from dashboard.components.common import (TOYS, UrlWidgets, build_schedule, existing_pages, fmt_num, page_header,
+                                         show_code, terminal_noise_warning, toy_label, toy_points)
+from dashboard.components.models import session_models
+
+N_SAMPLES = 2000  # final samples and quality metrics
+SNAPSHOT_N = 500
+SCHEDULES = ("cosine", "linear", "sigmoid", "quadratic")
+POINTS = "points"  # the Data option for the user's own point cloud
+
+page_header(
+    "Train a model",
+    r"L_\text{simple}(\theta)=\mathbb E_{t\sim\mathcal U\{1..T\},\,x_0,\,\epsilon\sim\mathcal N(0,I)}"
+    r"\Big\|\epsilon-\epsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0+\sqrt{1-\bar\alpha_t}\,\epsilon,\ t\big)\Big\|^2",
+    "Training is Algorithm 1 of Ho et al. (2020) repeated a few thousand times: draw a batch of data, a random "
+    "step $t$ and fresh noise $\\epsilon$, noise the data in one jump, and nudge the network to predict the noise. "
+    "The loss never goes to zero (the noise cannot be read exactly from a noised point), so watch the samples, not "
+    "only the curve: every few hundred steps a quick 20-step DDIM run shows what the model has learned so far. "
+    "The finished model joins the *Model* list on every page in this browser tab.",
+    "train *eight gaussians* with 300 steps, then with 3000: the early model puts a blurry ring where the modes "
+    "should be. Then set T = 50 with the linear schedule (a warning appears): the loss looks just as good, yet the "
+    "samples never separate, because sampling starts from N(0, I) while q(x_T) is not noise.",
+    code=[train_ddpm_2d, train],
+)
+
+live.adopt_finished_run()  # first, a model whose training a click has just stopped
+ui = UrlWidgets("train")
+c = st.columns([3, 2, 4, 2])
+with c[0]:
+    data_name = ui.selectbox("Data", "data", (*TOYS, POINTS), "eight_gaussians",
+                             format_func=lambda v: "your own points (CSV)" if v == POINTS else toy_label(v))
+with c[1]:
+    schedule_name = ui.selectbox("Schedule", "schedule", SCHEDULES, "cosine")
+with c[2]:
+    T = ui.slider("Diffusion steps T", "T", 10, 1000, 1000, step=10)
+with c[3]:
+    seed = ui.number("Seed", "seed", 0, 9999, 0)
+c = st.columns(3)
+with c[0]:
+    width = ui.slider("Network width", "width", 16, 256, DEFAULT_MLP["width"], step=16,
+                      help=f"hidden units of the MLP's {DEFAULT_MLP['depth']} residual blocks")
+with c[1]:
+    steps = ui.slider("Training steps", "steps", 100, 6000, DEFAULT_2D_TRAIN.steps, step=100,
+                      help=f"batches of {DEFAULT_2D_TRAIN.batch_size} points, learning rate {DEFAULT_2D_TRAIN.lr:g}")
+with c[2]:
+    budget = ui.slider("Time budget (s)", "budget", 10, 300, 120, step=10, help="training stops after this long")
+
+schedule = build_schedule(schedule_name, T)
+terminal_noise_warning(schedule, f"{schedule_name}, T = {T}")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def parse_points(raw: bytes) -> tuple[np.ndarray, list[float], float]:
+    """core.data.toy2d.load_points + standardise; raises PointCloudError with the reason. Bytes, never a str:
+    a one-line string would be read as a file path on the server."""
+    x, mean, scale = standardise(load_points(raw))
+    return x, mean.tolist(), scale
+
+
+points = None  # (n, 2) standardised user points, when valid
+source = ""
+if data_name == POINTS:
+    up, paste = st.columns(2)
+    with up:
+        uploaded = st.file_uploader("Upload a CSV of x, y points", type=["csv", "txt", "tsv"], key="train.upload",
+                                    help="one point per line; an optional header row; separated by comma, "
+                                         "semicolon, tab or spaces; at most 100,000 points")
+    with paste:
+        pasted = st.text_area("... or paste points, one x, y per line", key="train.paste", height=120,
+                              placeholder="x,y\n0.12,-1.5\n0.80,0.33\n...")
+    raw = None
+    if uploaded is not None:
+        raw, source = uploaded.getvalue(), f"uploaded file {uploaded.name}"
+    elif pasted and pasted.strip():
+        raw, source = pasted.encode("utf-8"), "pasted points"
+    if raw is None:
+        st.info("Upload a CSV file or paste at least 10 points to train on your own data.", icon=":material/upload:")
+    else:
+        try:
+            points, mean, scale = parse_points(raw)
+        except PointCloudError as err:
+            st.error(f"Cannot use these points: {err}", icon=":material/error:")
+        else:
+            st.success(f"{len(points):,} points from {source}, standardised to mean 0 and unit spread "
+                       f"(mean ({mean[0]:.3g}, {mean[1]:.3g}), scale {scale:.3g}).", icon=":material/check:")
+
+ready = data_name != POINTS or points is not None
+go = st.button("Train", type="primary", icon=":material/play_arrow:", key="train.go", disabled=not ready,
+               help="training runs only when you press this; any click during training stops it (the model so far "
+                    "is kept)")
+
+
+def loss_frame(losses: list[float]) -> pd.DataFrame:
+    """Block means of the loss and a moving average (the curve to read), long form for plots.line_chart."""
+    x, v = live.downsample(losses)
+    smooth = pd.Series(losses).ewm(span=100).mean().to_numpy()
+    xs, vs = live.downsample(list(smooth))
+    return pd.concat([pd.DataFrame({"step": x, "loss": v, "series": "loss"}),
+                      pd.DataFrame({"step": xs, "loss": vs, "series": "moving average"})], ignore_index=True)
+
+
+LOSS_COLORS = {"loss": "#c7d2fe", "moving average": "#4f46e5"}
+
+
+def loss_chart(losses: list[float], height: int = 300):
+    return plots.line_chart(loss_frame(losses), "step", "loss", "series", x_title="training step",
+                            y_title="L_simple (log scale)", log_y=True, colors=LOSS_COLORS, height=height)
+
+
+def data_points(n: int) -> np.ndarray:
+    if data_name == POINTS:
+        idx = torch.randperm(len(points), generator=torch.Generator().manual_seed(seed))[:n].numpy()
+        return points[idx]
+    return toy_points(data_name, n, seed)
+
+
+if go and ready:
+    cfg = TrainConfig(steps=steps, batch_size=DEFAULT_2D_TRAIN.batch_size, lr=DEFAULT_2D_TRAIN.lr,
+                      time_budget_s=float(budget), seed=seed)
+    mlp = {**DEFAULT_MLP, "width": width}
+    overlay = data_points(SNAPSHOT_N)
+    box_view = st.empty()
+    with box_view.container(border=True):
+        head = st.columns([1, 5], vertical_alignment="center")
+        head[0].button("Stop training", icon=":material/stop:", key="train.stop")
+        bar = head[1].progress(0.0, text="Starting...")
+        left, right = st.columns(2)
+        loss_slot, snap_slot = left.empty(), right.empty()
+    shown = {"snapshots": 0, "updates": 0, "chart_at": -1.0}
+
+    def on_update(info: dict, losses: list[float], snapshots: list[live.Snapshot]) -> None:
+        shown["updates"] += 1
+        bar.progress(info["step"] / info["steps"], text=f"step {info['step']:,} of {info['steps']:,} · loss "
+                     f"{info['loss']:.4f} · {info['seconds']:.1f} s  (any click stops training and keeps the model)")
+        if info["seconds"] - shown["chart_at"] >= 1.0 or info["step"] == info["steps"]:  # charts cost a little
+            shown["chart_at"] = info["seconds"]
+            loss_slot.altair_chart(loss_chart(losses), width="stretch", key=f"train.live_loss.{shown['updates']}")
+        if len(snapshots) > shown["snapshots"]:
+            shown["snapshots"] = len(snapshots)
+            snap = snapshots[-1]
+            fig = plots.scatter_panels([plots.Panel(f"DDIM-20 samples at step {snap.step:,}", snap.points,
+                                                    overlay=overlay)], height=300)
+            snap_slot.plotly_chart(fig, config=plots.PLOTLY_CONFIG, width="stretch",
+                                   key=f"train.live_snap.{shown['updates']}")
+
+    data = data_name if data_name != POINTS else torch.from_numpy(points)
+    final_data = data_points(N_SAMPLES)  # before training: a stopped run may make no st.* call (cached ones too)
+    box = live.mailbox()
+    with live.training_in_progress(box):
+        run = live.train_live(data, schedule, cfg, mlp, on_update, snapshot_every=max(100, round(steps / 10, -2)),
+                              snapshot_n=SNAPSHOT_N, seed=seed)
+        # Plain Python from here to the end of the block: if a click stopped training, Streamlit is already
+        # running the page again, and that run adopts what we leave in the mailbox.
+        result, config = run.result, run.config
+        if data_name == POINTS:
+            config["data"] = {"kind": "points", "source": source, "n": len(points), "mean": mean, "scale": scale,
+                              "points": np.round(points, 5).tolist()}
+        else:
+            config["data"] = {"kind": "toy", "name": data_name, "source": "core.data.toy2d (generated)"}
+        if result.steps:
+            name = "your points" if data_name == POINTS else toy_label(data_name)
+            label = f"{name}, {schedule_name} T={T}, {result.steps:,} steps"
+            if result.stop_reason != "steps":
+                label += " (stopped early)"
+            model = result.ema_model.eval().requires_grad_(False)
+            box["done"] = (live.TrainedRun(
+                label=label, losses=run.losses, snapshots=run.snapshots, message=result.message,
+                stop_reason=result.stop_reason, steps=result.steps, seconds=result.seconds,
+                settings=dict(data=data_name, schedule=schedule_name, T=T, width=width, steps=steps, seed=seed,
+                              source=source), data_points=final_data,
+                toy=None if data_name == POINTS else data_name, files=live.checkpoint_bytes(model, config)),
+                Pretrained(model=model, schedule=schedule, config=config))
+    if run.interrupt is not None:  # the click that stopped training: hand it back to Streamlit
+        raise run.interrupt
+    box_view.empty()
+    if not result.steps:
+        st.warning(f"No model: {result.message}", icon=":material/warning:")
+
+
+# --- the last run -------------------------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=8, show_spinner="Sampling the trained model...")
+def final_samples(token: str, n: int, seed: int) -> np.ndarray:
+    """n DDIM-50 samples of a model trained in this session (core.evaluate.sample_2d)."""
+    p = session_models()[token].model
+    return sample_2d(p, n, seed=seed, steps=min(50, p.schedule.T)).numpy()
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring sample quality...")
+def quality(token: str, n: int) -> dict:
+    """core.evaluate.evaluate_2d: sliced Wasserstein to fresh data, its data-vs-data floor, mode coverage."""
+    p = session_models()[token].model
+    return evaluate_2d(p, n=n, seed=0, steps=min(50, p.schedule.T), repeats=2)
+
+
+run = live.adopt_finished_run()
+if run is None:
+    st.caption("No model trained yet in this session. Press **Train**: the default recipe (cosine schedule, "
+               f"T = 1000, an MLP of width {DEFAULT_MLP['width']}, {DEFAULT_2D_TRAIN.steps:,} steps) takes about "
+               "20-30 s on a 2-core laptop CPU.")
+else:
+    st.subheader("Your model")
+    status = f"**{run.label}**: {run.message} in {run.seconds:.1f} s."
+    if run.stop_reason in ("steps", "callback", "time"):
+        (st.success if run.stop_reason == "steps" else st.info)(status, icon=":material/check:")
+    else:
+        st.warning(status, icon=":material/warning:")
+    now = dict(data=data_name, schedule=schedule_name, T=T, width=width, steps=steps, seed=seed)
+    if {k: run.settings[k] for k in now} != now:
+        st.caption("The controls above have changed since this model was trained; press **Train** to train with "
+                   "them. This model stays available until then.")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Loss** (log scale): per step in light blue, its moving average in dark blue")
+        st.altair_chart(loss_chart(run.losses), width="stretch", key="train.loss")
+    samples = final_samples(run.token, N_SAMPLES, seed)
+    with right:
+        st.markdown(f"**{N_SAMPLES:,} samples** (DDIM, 50 steps) over the training data (grey)")
+        plots.show(plots.scatter_panels([plots.Panel("samples", samples, overlay=run.data_points)], height=360),
+                   key="train.samples")
+    shots = run.snapshots
+    if len(shots) > 6:
+        shots = [shots[i] for i in np.unique(np.round(np.linspace(0, len(shots) - 1, 6)).astype(int))]
+    st.markdown("**As it learned**: DDIM-20 samples from the same noise at each snapshot")
+    plots.show(plots.scatter_panels([plots.Panel(f"step {s.step:,}", s.points, overlay=run.data_points[:SNAPSHOT_N])
+                                     for s in shots], height=260, marker_size=2.5), key="train.snapshots")
+    if run.toy is not None:
+        q = quality(run.token, N_SAMPLES)
+        m = st.columns(4)
+        m[0].metric("sliced Wasserstein to data", fmt_num(q["sliced_wasserstein"]),
+                    help=f"between {q['n']:,} DDIM-50 samples and {q['n']:,} fresh data points")
+        m[1].metric("data-vs-data floor", fmt_num(q["sliced_wasserstein_floor"]),
+                    help="the same distance between two independent draws of the data: as low as it can get")
+        m[2].metric("ratio to the floor", f"{q['sw_ratio']:.2f}",
+                    help="1 is indistinguishable from data at this sample size; the shipped models score 1.1-1.6")
+        if "modes" in q:
+            m[3].metric("modes covered", f"{q['modes_covered']} of {q['modes']}",
+                        delta=f"{100 * q['off_mode_fraction']:.1f}% of samples off every mode", delta_color="off",
+                        delta_arrow="off")
+        else:
+            m[3].metric("sampling time", f"{q['sample_seconds']:.2f} s", help=f"{q['n']:,} samples, {q['sampler']}")
+    else:
+        st.caption("Quality metrics need fresh draws of the data, so they are shown for the toys only; compare "
+                   "the samples with your points above.")
+
+    stem = f"ddpm-{run.toy or 'points'}-{run.token.split(':')[-1]}"
+    d = st.columns([2, 2, 5], vertical_alignment="center")
+    d[0].download_button("Weights (.safetensors)", run.files[0], file_name=f"{stem}.safetensors",
+                         mime="application/octet-stream", icon=":material/download:", on_click="ignore",
+                         key="train.dl_weights")
+    d[1].download_button("Config (.json)", run.files[1], file_name=f"{stem}.json", mime="application/json",
+                         icon=":material/download:", on_click="ignore", key="train.dl_config")
+    d[2].caption(f"Keep both files side by side; `core.checkpoints.load_checkpoint('{stem}')` rebuilds the model, "
+                 f"and `python -m core sample {stem} --n 1000` samples it.")
+    pages = [p for p in existing_pages() if p.file in ("score_field.py", "reverse.py", "samplers.py")]
+    if pages:
+        st.markdown("**Use it on another page** (it is preselected there; also in every *Model* list in this tab):")
+        links = st.columns(len(pages))
+        for col, p in zip(links, pages):
+            col.page_link(p.file, label=p.title, icon=p.icon, query_params={"model": run.token})
+    others = [m.label for tok, m in session_models().items() if tok != run.token]
+    if others:
+        st.caption("Also trained in this session: " + "; ".join(others))
+
+show_code(live.train_live, evaluate_2d, label="Show the code: live updates and the quality check")
