@@ -68,6 +68,7 @@ DEFAULT_STEPS: dict[str, int | None] = {
     "ode_heun": 50,
     "dpm_solver_2m": 20,
 }
+LAMBDA_MIN = -5.1  # lower clip of the half log-SNR grid (Lu et al. 2022, reference implementation)
 DEFAULT_SNR = 0.16  # Langevin corrector signal-to-noise ratio r (Song et al. 2021, Algorithm 5; their CIFAR-10 value)
 
 _COMMON_OPTIONS = {"y", "guidance_scale", "keep_trajectory"}
@@ -231,10 +232,15 @@ def continuous_timesteps(s: Schedule, steps: int, grid: str = "uniform") -> list
     if grid == "uniform":
         return [float(v) for v in np.linspace(s.T - 1, 0, steps)]
     if grid == "logsnr":
-        lam_hi, lam_lo = _lambda(s, 0.0), _lambda(s, s.T - 1.0)
+        # Clip lambda at its lower end as Lu et al.'s reference code does (NoiseScheduleVP, lambda >= -5.1):
+        # the cosine schedule's last steps (alpha_bar_T ~ 1e-9) are pure noise, and a grid uniform down to
+        # there would spend a third of its steps on them. x_T ~ N(0, I) is then taken as the state at the
+        # clipped start, off by sqrt(alpha_bar) ~ 6e-3 of signal.
+        lam_hi, lam_lo = _lambda(s, 0.0), max(_lambda(s, s.T - 1.0), LAMBDA_MIN)
         lams = np.linspace(lam_lo, lam_hi, steps)
         ts = [timestep_at_log_alpha_bar(s, -math.log1p(math.exp(-2.0 * lam))) for lam in lams]
-        ts[0] = float(s.T - 1)  # exact ends, free of round-off
+        if lam_lo != LAMBDA_MIN:
+            ts[0] = float(s.T - 1)  # exact ends, free of round-off
         if steps > 1:
             ts[-1] = 0.0
         return ts
