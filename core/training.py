@@ -149,7 +149,7 @@ def train(model: nn.Module, loss_fn: LossFn, next_batch: BatchFn, cfg: TrainConf
 # --- the 2D diffusion recipe shared by the CLI and the dashboard ---------------------------------
 
 DEFAULT_MLP = {"width": 96, "depth": 2, "t_embed_dim": 32, "x_embed_dim": 16}
-DEFAULT_2D_TRAIN = TrainConfig(steps=3000, batch_size=256, lr=3e-3)
+DEFAULT_2D_TRAIN = TrainConfig(steps=1600, batch_size=512, lr=3e-3)
 
 
 def train_ddpm_2d(data: str | torch.Tensor, schedule: Schedule, cfg: TrainConfig = DEFAULT_2D_TRAIN,
