@@ -3,21 +3,19 @@ URL, and no control value raises. Run: python -m pytest tests/dashboard -q"""
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
 
 from core.schedules import make_schedule
 from core.diffusion import forward_chain
 from dashboard.components.common import DASHBOARD_DIR, PAGES, _number_coercer, existing_pages
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 MY_PAGES = ["home.py", "schedules.py", "forward.py"]
 
 
@@ -29,20 +27,6 @@ def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
         at.query_params.update(query or {})
         at.run()
     return at
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def plotly_specs(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-
-
-def vega_frames(at: AppTest):
-    """The data behind each Altair chart, as pandas frames (Streamlit ships it as Arrow)."""
-    return [pa.ipc.open_stream(el.proto.datasets[0].data.data).read_pandas() for el in at.get("vega_lite_chart")]
 
 
 def xy(trace: dict) -> np.ndarray:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import math
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 from streamlit.runtime.scriptrunner import RerunData, RerunException, StopException
 from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
 
 from core.analytic import toy_mixture
 from core.checkpoints import Pretrained, load_checkpoint, load_pretrained
@@ -23,8 +23,6 @@ from core.schedules import make_schedule
 from core.training import TrainConfig
 from dashboard.components import fields, live
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-
 
 def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=120).run()
@@ -32,19 +30,6 @@ def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
     at.switch_page(page)
     at.query_params.update(query or {})
     return ok(at.run())
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def plotly_specs(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-
-
-def vega_frames(at: AppTest):
-    return [pa.ipc.open_stream(el.proto.datasets[0].data.data).read_pandas() for el in at.get("vega_lite_chart")]
 
 
 def arr(v) -> np.ndarray:
@@ -216,7 +201,6 @@ def test_likelihood_section_ode_elbo_and_true_density():
 def trained(at: AppTest) -> dict:
     """The models trained in this AppTest session (dashboard.components.models.SESSION_KEY)."""
     return at.session_state["session_models"] if "session_models" in at.session_state else {}
-
 
 
 def test_train_never_trains_on_load_and_reads_query_params():

@@ -7,12 +7,13 @@ from __future__ import annotations
 import base64
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.apptest_helpers import APP, ok, plotly_specs
 
 from core.checkpoints import load_pretrained
 from core.data.toy2d import TOY_NAMES
@@ -20,7 +21,6 @@ from core.samplers import METHODS
 from dashboard.components import sampling
 from dashboard.components.models import SessionModel
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 EIGHT_RADIUS = math.sqrt(2 * (1 - 0.01))  # eight_gaussians modes in standardised units (see test_pages.py)
 
 
@@ -34,11 +34,6 @@ def open_page(page: str, query: dict[str, str] | None = None, session: dict | No
     return ok(at.run())
 
 
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def arr(v) -> np.ndarray:
     if isinstance(v, dict):
         return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
@@ -47,10 +42,6 @@ def arr(v) -> np.ndarray:
 
 def xy(trace: dict) -> np.ndarray:
     return np.stack([arr(trace["x"]), arr(trace["y"])], axis=1)
-
-
-def plotly_specs(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 
 
 def vega_specs(at: AppTest) -> list[dict]:
