@@ -49,6 +49,19 @@ def build_model(config: dict[str, Any]) -> tuple[nn.Module, Schedule | None]:
         raise CheckpointError(f"checkpoint config is missing a field: {e}") from None
     except ValueError as e:
         raise CheckpointError(f"checkpoint config has an invalid schedule: {e}") from None
+    if kind == "unet":
+        from core.models.unet import UNet, UNetConfig
+        try:
+            unet_cfg = UNetConfig(**{**model_cfg, "channel_mults": tuple(model_cfg.get("channel_mults", (1, 2)))})
+        except TypeError as e:
+            raise CheckpointError(f"checkpoint config does not describe a UNet: {e}") from None
+        return UNet(unet_cfg), schedule
+    if kind == "classifier":
+        from core.models.classifier import ClassifierConfig, MNISTClassifier
+        try:
+            return MNISTClassifier(ClassifierConfig(**model_cfg)), None
+        except TypeError as e:
+            raise CheckpointError(f"checkpoint config does not describe a classifier: {e}") from None
     if kind == "mlp":
         parameterization = model_cfg.pop("parameterization", "eps")
         try:
@@ -60,7 +73,7 @@ def build_model(config: dict[str, Any]) -> tuple[nn.Module, Schedule | None]:
         if parameterization == "eps":
             return net, schedule
         raise CheckpointError(f"unknown parameterization {parameterization!r}; expected eps or v")
-    raise CheckpointError(f"unknown model type {kind!r}; expected one of: mlp")
+    raise CheckpointError(f"unknown model type {kind!r}; expected one of: mlp, unet, classifier")
 
 
 def save_checkpoint(stem: str | Path, model: nn.Module, config: dict[str, Any]) -> tuple[Path, Path]:
@@ -107,6 +120,65 @@ def load_checkpoint(stem: str | Path, device: str = "cpu") -> Pretrained:
     model.load_state_dict(state)
     model.to(device).eval().requires_grad_(False)
     return Pretrained(model=model, schedule=schedule, config=config, name=stem.name)
+
+
+# --- resumable training state ------------------------------------------------------------------
+
+
+def save_training_state(stem: str | Path, model: nn.Module, ema: Any, opt: torch.optim.Optimizer,
+                        scaler: torch.amp.GradScaler, generator: torch.Generator, step: int, seconds: float,
+                        losses: list[float]) -> None:
+    """Everything needed to resume :func:`core.training.train` exactly: ``<stem>.safetensors`` holds the
+    weights, EMA weights, optimiser moments, random-generator states and losses; ``<stem>.json`` the rest.
+    Written to temporary names and renamed, so an interrupted save never leaves a broken state."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors |= {f"ema.{k}": v for k, v in ema.model.state_dict().items()}
+    opt_state = opt.state_dict()
+    for idx, entry in opt_state["state"].items():
+        tensors |= {f"optim.{idx}.{k}": torch.as_tensor(v) for k, v in entry.items()}
+    tensors["rng.generator"] = generator.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["losses"] = torch.tensor(losses, dtype=torch.float32)
+    meta = {"format_version": FORMAT_VERSION, "step": step, "seconds": seconds, "ema_updates": ema.updates,
+            "param_groups": opt_state["param_groups"], "scaler": scaler.state_dict()}
+    tmp_w, tmp_j = stem.with_suffix(".safetensors.tmp"), stem.with_suffix(".json.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp_w))
+    tmp_j.write_text(json.dumps(meta) + "\n")
+    tmp_w.replace(stem.with_suffix(".safetensors"))
+    tmp_j.replace(stem.with_suffix(".json"))
+
+
+def load_training_state(stem: str | Path, model: nn.Module, ema: Any, opt: torch.optim.Optimizer,
+                        scaler: torch.amp.GradScaler, generator: torch.Generator,
+                        device: torch.device) -> dict[str, Any]:
+    """Restore what :func:`save_training_state` wrote into the given objects; returns step, seconds, losses."""
+    stem = Path(stem)
+    try:
+        meta = json.loads(stem.with_suffix(".json").read_text())
+        tensors = load_file(str(stem.with_suffix(".safetensors")))
+    except (OSError, json.JSONDecodeError, SafetensorError) as e:
+        raise CheckpointError(f"training state {stem} could not be read ({e}); delete it to start afresh") from None
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    except RuntimeError as e:
+        raise CheckpointError(f"training state {stem} belongs to a different model: {e}") from None
+    ema.updates = meta["ema_updates"]
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, name = k.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    if meta["scaler"]:  # empty when the run did not use fp16
+        scaler.load_state_dict(meta["scaler"])
+    generator.set_state(tensors["rng.generator"])
+    torch.set_rng_state(tensors["rng.torch"])
+    model.to(device)
+    ema.model.to(device)
+    return {"step": meta["step"], "seconds": meta["seconds"], "losses": tensors["losses"].tolist()}
 
 
 # --- the manifest -------------------------------------------------------------------------------

@@ -211,3 +211,29 @@ def data_floor(
         metric = partial(sliced_wasserstein, generator=generator)
     values = [metric(sample_fn(n, generator), sample_fn(n, generator)) for _ in range(repeats)]
     return float(np.mean(values))
+
+
+# --- classifier-feature metrics (MNIST) ---------------------------------------------------------
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N, D) (Heusel et al. 2017, eq. 6):
+    ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}). In the project classifier's features this is
+    "FID-MNIST"; like FID it is biased upward at small N, so compare values at the same N only."""
+    import scipy.linalg
+
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sets must be (N, D) with the same D; got {tuple(a.shape)} and {tuple(b.shape)}")
+    if min(a.shape[0], b.shape[0]) < 2:
+        raise ValueError("each feature set needs at least 2 rows")
+    a64, b64 = a.double().cpu().numpy(), b.double().cpu().numpy()
+    mu_a, mu_b = a64.mean(0), b64.mean(0)
+    cov_a, cov_b = np.cov(a64, rowvar=False), np.cov(b64, rowvar=False)
+    covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
+    covmean = np.real(covmean)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+
+
+def class_histogram(labels: torch.Tensor, num_classes: int = 10) -> list[int]:
+    """Counts of each predicted class (mode coverage for a labelled data set)."""
+    return torch.bincount(labels.long().cpu(), minlength=num_classes).tolist()

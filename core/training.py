@@ -1,22 +1,30 @@
 """The one training loop: AdamW, warmup + cosine learning rate, EMA weights, gradient clipping,
 a step and a time budget, a per-step callback, and a guard that stops on NaN/inf keeping good weights.
+The same loop does mixed precision (bf16 autocast; fp16 autocast + GradScaler on CUDA), data-parallel
+training across processes (DDP, when started by ``torchrun``) and resumable training-state checkpoints.
 
     result = train(model, loss_fn, next_batch, TrainConfig(steps=4000), callback=print_progress)
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+from torch import distributed as dist
 
 from core.schedules import Schedule
 from torch import nn
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class TrainConfig:
     time_budget_s: float | None = None
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"  # "fp32" | "bf16" (autocast) | "fp16" (autocast + GradScaler, CUDA only)
 
     def __post_init__(self) -> None:
         checks = [
@@ -43,6 +52,9 @@ class TrainConfig:
             (self.grad_clip > 0, f"grad_clip must be positive; got {self.grad_clip!r}"),
             (self.time_budget_s is None or self.time_budget_s > 0,
              f"time_budget_s must be positive; got {self.time_budget_s!r}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}"),
+            (self.precision != "fp16" or str(self.device).startswith("cuda"),
+             "precision fp16 needs a CUDA device (on a CPU use bf16)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -93,55 +105,114 @@ LossFn = Callable[[nn.Module, Any, torch.Generator], torch.Tensor]
 BatchFn = Callable[[int, torch.Generator], Any]
 
 
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) unless torch.distributed is initialised."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    if cfg.precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16)
+
+
+def _any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is True on any: all ranks stop at the same step."""
+    if world()[1] == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def train(model: nn.Module, loss_fn: LossFn, next_batch: BatchFn, cfg: TrainConfig,
-          callback: Callable[[dict[str, Any]], bool | None] | None = None) -> TrainResult:
+          callback: Callable[[dict[str, Any]], bool | None] | None = None,
+          state_path: str | Path | None = None, save_every: int = 0) -> TrainResult:
     """Minimise ``loss_fn(model, next_batch(step, g), g)`` for ``cfg.steps`` steps or ``cfg.time_budget_s``.
 
     ``callback(info)`` runs after every step with ``step, steps, loss, lr, seconds, ema_model``; returning True
     stops training (a cancel button). A non-finite loss or gradient stops training before the bad
     update is applied, so both returned models hold the last good weights.
+
+    With ``state_path``, the full training state (weights, EMA, optimiser, loss scaler, random
+    generators, losses) is written there every ``save_every`` steps and at the end, and a run that finds
+    a state there resumes from it. Under ``torchrun`` (torch.distributed initialised) the model is wrapped
+    in DistributedDataParallel: each rank's ``next_batch`` gives its share of the batch, gradients are
+    averaged, and only rank 0 runs the callback and writes the state.
     """
+    from core.checkpoints import load_training_state, save_training_state
+
     device = torch.device(cfg.device)
+    rank, world_size = world()
     model = model.to(device).train()
     g = torch.Generator(device=device).manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=device.type in ("cpu", "cuda"))
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     ema = EMA(model, cfg.ema_decay)
     result = TrainResult(model=model, ema_model=ema.model)
+    first_step, seconds_before = 0, 0.0
+    if state_path is not None and Path(f"{state_path}.json").is_file():
+        saved = load_training_state(state_path, model, ema, opt, scaler, g, device)
+        first_step, seconds_before, result.losses = saved["step"], saved["seconds"], saved["losses"]
+        result.steps = first_step
+    net = model
+    if world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def save() -> None:
+        if state_path is not None and rank == 0:
+            save_training_state(state_path, model, ema, opt, scaler, g, step=result.steps,
+                                seconds=seconds_before + result.seconds, losses=result.losses)
+
     start = time.perf_counter()
-    for step in range(cfg.steps):
+    for step in range(first_step, cfg.steps):
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        loss = loss_fn(model, next_batch(step, g), g)
+        with _autocast(cfg, device):
+            loss = loss_fn(net, next_batch(step, g), g)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         loss_value = loss.item()
-        if not (math.isfinite(loss_value) and torch.isfinite(grad_norm)):
+        finite = math.isfinite(loss_value) and bool(torch.isfinite(grad_norm))
+        if cfg.precision == "fp16" and not bool(torch.isfinite(grad_norm)):
+            scaler.update()  # an fp16 overflow: GradScaler skips the step and lowers the scale
+            continue
+        if _any_rank(not finite, device):
             what = "loss" if not math.isfinite(loss_value) else "gradient norm"
             result.stop_reason = "nonfinite"
             result.message = (f"training stopped at step {step}: the {what} became non-finite "
                               f"(try a lower learning rate); kept the weights from step {step - 1}")
             break
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         ema.update(model)
         result.losses.append(loss_value)
         result.steps = step + 1
         result.seconds = time.perf_counter() - start
-        info = {"step": step + 1, "steps": cfg.steps, "loss": loss_value, "lr": lr, "seconds": result.seconds,
-                "ema_model": ema.model}
-        if callback is not None and callback(info):
-            result.stop_reason = "callback"
-            result.message = f"stopped by request after {step + 1} steps"
-            break
-        if cfg.time_budget_s is not None and result.seconds >= cfg.time_budget_s:
-            result.stop_reason = "time"
-            result.message = f"time budget of {cfg.time_budget_s:g} s reached after {step + 1} steps"
+        info = {"step": step + 1, "steps": cfg.steps, "loss": loss_value, "lr": lr,
+                "seconds": seconds_before + result.seconds, "ema_model": ema.model}
+        if save_every and (step + 1) % save_every == 0:
+            save()
+        stop = rank == 0 and callback is not None and bool(callback(info))
+        out_of_time = cfg.time_budget_s is not None and result.seconds >= cfg.time_budget_s
+        if _any_rank(stop or out_of_time, device):
+            result.stop_reason = "time" if out_of_time and not stop else "callback"
+            result.message = (f"time budget of {cfg.time_budget_s:g} s reached after {step + 1} steps"
+                              if result.stop_reason == "time" else f"stopped by request after {step + 1} steps")
             break
     else:
-        result.message = f"finished {cfg.steps} steps"
+        result.message = f"finished {cfg.steps} steps" + (f" (resumed at step {first_step})" if first_step else "")
     result.seconds = time.perf_counter() - start
+    if result.steps > first_step:
+        save()
+    result.seconds += seconds_before
     model.eval()
     return result
 

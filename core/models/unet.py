@@ -1,5 +1,8 @@
 """A small class-conditional UNet for 28x28 images (Ho et al. 2020, appendix B, scaled down).
 
+With ``patch_size`` p > 1 the image is first folded into p x p patches (pixel unshuffle: 1x28x28 ->
+4x14x14 for p = 2) and unfolded at the end, as the patch embedding of DiT (Peebles & Xie 2023) does; the
+default p = 2 makes the network about 3x cheaper, so 100 guided digits sample in seconds on a laptop CPU.
 Residual blocks with GroupNorm and a time/class embedding, self-attention at the lowest resolution,
 a learned "null" class for classifier-free guidance (Ho & Salimans 2022), and an optional gradient
 checkpointing switch that trades compute for activation memory.
@@ -20,9 +23,10 @@ from core.models.embeddings import sinusoidal_embedding
 @dataclass(frozen=True)
 class UNetConfig:
     in_channels: int = 1
+    patch_size: int = 2  # 28x28 images become (p*p*C) x 14 x 14 before the first convolution
     base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2, 2)  # 28 -> 14 -> 7
-    blocks_per_level: int = 2
+    channel_mults: tuple[int, ...] = (1, 2)  # 14 -> 7 (with patch_size 1: use (1, 2, 2), 28 -> 14 -> 7)
+    blocks_per_level: int = 1
     attention_heads: int = 4
     num_classes: int = 10  # 0: unconditional; otherwise one extra learned null class
     groups: int = 8
@@ -78,7 +82,8 @@ class UNet(nn.Module):
         emb_dim = 4 * c.base_channels
         self.time_mlp = nn.Sequential(nn.Linear(c.base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.label_emb = nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes > 0 else None
-        self.inp = nn.Conv2d(c.in_channels, c.base_channels, 3, padding=1)
+        folded = c.in_channels * c.patch_size ** 2
+        self.inp = nn.Conv2d(folded, c.base_channels, 3, padding=1)
         chans = [c.base_channels * m for m in c.channel_mults]
         self.down, self.up = nn.ModuleList(), nn.ModuleList()
         skips, ch = [c.base_channels], c.base_channels
@@ -99,7 +104,7 @@ class UNet(nn.Module):
                 ch = c_out
             if level > 0:
                 self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
-        self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, c.in_channels, 3, padding=1))
+        self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, folded, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
@@ -125,6 +130,8 @@ class UNet(nn.Module):
                 y = torch.full((x.shape[0],), self.null_class, device=x.device, dtype=torch.long)
             emb = emb + self.label_emb(y.long())
         emb = F.silu(emb)
+        if c.patch_size > 1:
+            x = F.pixel_unshuffle(x, c.patch_size)
         h = self.inp(x)
         hs = [h]
         for block in self.down:
@@ -136,4 +143,5 @@ class UNet(nn.Module):
             if isinstance(block, ResBlock):
                 h = torch.cat([h, hs.pop()], dim=1)
             h = self._run(block, h, emb)
-        return self.out(h)
+        out = self.out(h)
+        return F.pixel_shuffle(out, c.patch_size) if c.patch_size > 1 else out
