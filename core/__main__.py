@@ -27,6 +27,7 @@ from core.checkpoints import (PRETRAINED_DIR, CheckpointError, git_revision, har
 from core.data.toy2d import TOY_NAMES, PointCloudError, load_points, standardise
 from core.samplers import METHODS
 from core.schedules import SCHEDULE_NAMES, make_schedule
+from core.models.unet import UNetConfig
 from core.training import DEFAULT_2D_TRAIN, DEFAULT_MLP, PRECISIONS, TrainConfig, train_ddpm_2d
 
 
@@ -80,7 +81,6 @@ def _init_distributed(device: str) -> str:
 
 def cmd_train_mnist(args: argparse.Namespace) -> int:
     from core.data.mnist import load_mnist
-    from core.models.unet import UNetConfig
     from core.train_mnist import DEFAULT_MNIST_TRAIN, train_ddpm_mnist
     from core.training import world
 
@@ -92,7 +92,8 @@ def cmd_train_mnist(args: argparse.Namespace) -> int:
                       time_budget_s=args.time_budget, device=device, precision=args.precision)
     data = load_mnist("train", data_dir=args.data_dir, allow_download=args.download)
     schedule = make_schedule(args.schedule, T=args.T)
-    unet = UNetConfig(T=args.T, gradient_checkpointing=args.checkpointing)
+    unet = UNetConfig(T=args.T, gradient_checkpointing=args.checkpointing,
+                      dropout=UNetConfig.dropout if args.dropout is None else args.dropout)
     out = Path(args.out)
     state = Path(args.state) if args.state else Path("runs") / out.name / "train-state"
     if args.fresh:
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     mn = t.add_argument_group("MNIST")
     _data_args(mn)
     mn.add_argument("--checkpointing", action="store_true", help="gradient checkpointing (less activation memory)")
+    mn.add_argument("--dropout", type=float, default=None, help=f"UNet dropout (default {UNetConfig.dropout})")
     mn.add_argument("--state", default=None, help="training-state path stem for resuming "
                     "(default runs/<name>/train-state); a run that finds one resumes from it")
     mn.add_argument("--save-every", type=int, default=500, help="write the training state every N steps")
