@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from core.checkpoints import (PRETRAINED_DIR, CheckpointError, git_revision, hardware_description,
-                              load_checkpoint, load_pretrained, save_checkpoint, update_manifest)
+from core.checkpoints import (PRETRAINED_DIR, CheckpointError, delete_training_state, git_revision,
+                              hardware_description, load_checkpoint, load_pretrained, save_checkpoint,
+                              training_state_exists, update_manifest)
 from core.data.toy2d import TOY_NAMES, PointCloudError, load_points, standardise
 from core.samplers import METHODS
 from core.schedules import SCHEDULE_NAMES, make_schedule
@@ -97,9 +98,8 @@ def cmd_train_mnist(args: argparse.Namespace) -> int:
     out = Path(args.out)
     state = Path(args.state) if args.state else Path("runs") / out.name / "train-state"
     if args.fresh:
-        for suffix in (".safetensors", ".json"):
-            state.with_suffix(suffix).unlink(missing_ok=True)
-    resuming = state.with_suffix(".json").is_file()
+        delete_training_state(state)
+    resuming = training_state_exists(state)
     if rank == 0:
         print(f"data: {data.source}", file=sys.stderr)
         print(f"training a class-conditional DDPM on MNIST: {args.schedule} schedule, T={args.T}, UNet "
@@ -144,7 +144,41 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_baseline(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from core.data.mnist import load_mnist
+    from core.train_baselines import TRAIN_DEFAULTS, train_baseline
+
+    domain = "mnist" if args.data == "mnist" else "2d"
+    if domain == "2d" and args.data not in TOY_NAMES:
+        raise ValueError(f"--family {args.family} trains on a toy ({', '.join(TOY_NAMES)}) or mnist; "
+                         f"got {args.data!r}")
+    d = TRAIN_DEFAULTS[args.family, domain]
+    cfg = replace(d, steps=args.steps or d.steps, batch_size=args.batch_size or d.batch_size, lr=args.lr or d.lr,
+                  seed=args.seed, time_budget_s=args.time_budget, device=args.device, precision=args.precision)
+    data = load_mnist("train", data_dir=args.data_dir, allow_download=args.download) if domain == "mnist" \
+        else args.data
+    options = {k: v for k, v in (("latent_dim", args.latent_dim), ("r1_gamma", args.r1), ("beta", args.beta))
+               if v is not None}
+    if args.family == "vae" and "r1_gamma" in options or args.family == "gan" and "beta" in options:
+        raise ValueError("--r1 is a GAN option and --beta a VAE option")
+    print(f"training a {args.family.upper()} on {args.data} ({cfg.steps} steps of batch {cfg.batch_size}, "
+          f"device {cfg.device}){' with ' + str(options) if options else ''}", file=sys.stderr)
+    bar, progress = _progress_bar(cfg.steps)
+    result, config = train_baseline(args.family, data, cfg, model_options=options, callback=progress)
+    bar.close()
+    print(result.message, file=sys.stderr)
+    out = Path(args.out)
+    weights, _ = save_checkpoint(out, result.ema_model, config)
+    print(f"wrote {weights} and {out.with_suffix('.json')}", file=sys.stderr)
+    _record(args, out, config["data"]["source"], result)
+    return 0 if result.stop_reason != "nonfinite" else 1
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.family != "ddpm":
+        return cmd_train_baseline(args)
     if args.data == "mnist":
         return cmd_train_mnist(args)
     schedule = make_schedule(args.schedule, T=args.T)
@@ -236,9 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a DDPM on a 2D toy, a CSV of points, or MNIST")
+    t = sub.add_parser("train", help="train a DDPM (or a GAN / VAE baseline) on a 2D toy, a CSV of points, "
+                       "or MNIST")
     t.add_argument("--data", required=True, help=f"a toy ({', '.join(TOY_NAMES)}), a CSV file of x,y points, "
                    "or mnist")
+    t.add_argument("--family", default="ddpm", choices=("ddpm", "gan", "vae"))
     t.add_argument("--schedule", default="cosine", choices=[n for n in SCHEDULE_NAMES if n != "custom"])
     t.add_argument("--T", type=int, default=1000)
     t.add_argument("--width", type=int, default=DEFAULT_MLP["width"])
@@ -256,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="checkpoint path stem, e.g. pretrained/ddpm-eight_gaussians")
     t.add_argument("--record", action="store_true", help="record in the manifest beside --out "
                    "(always done when --out is in pretrained/)")
+    bl = t.add_argument_group("GAN / VAE")
+    bl.add_argument("--latent-dim", type=int, default=None, help="default: 2 (2D), 32 (GAN, MNIST), 16 (VAE, MNIST)")
+    bl.add_argument("--r1", type=float, default=None, help="GAN: R1 gradient-penalty weight gamma (0 = plain)")
+    bl.add_argument("--beta", type=float, default=None, help="VAE: weight of the KL term (1 = the ELBO)")
     mn = t.add_argument_group("MNIST")
     _data_args(mn)
     mn.add_argument("--checkpointing", action="store_true", help="gradient checkpointing (less activation memory)")

@@ -62,6 +62,13 @@ def build_model(config: dict[str, Any]) -> tuple[nn.Module, Schedule | None]:
             return MNISTClassifier(ClassifierConfig(**model_cfg)), None
         except TypeError as e:
             raise CheckpointError(f"checkpoint config does not describe a classifier: {e}") from None
+    if kind in ("gan", "vae"):
+        from core.models.gan import GAN, GANConfig
+        from core.models.vae import VAE, VAEConfig
+        try:
+            return (GAN(GANConfig(**model_cfg)) if kind == "gan" else VAE(VAEConfig(**model_cfg))), None
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint config does not describe a {kind.upper()}: {e}") from None
     if kind == "mlp":
         parameterization = model_cfg.pop("parameterization", "eps")
         try:
@@ -73,7 +80,7 @@ def build_model(config: dict[str, Any]) -> tuple[nn.Module, Schedule | None]:
         if parameterization == "eps":
             return net, schedule
         raise CheckpointError(f"unknown parameterization {parameterization!r}; expected eps or v")
-    raise CheckpointError(f"unknown model type {kind!r}; expected one of: mlp, unet, classifier")
+    raise CheckpointError(f"unknown model type {kind!r}; expected one of: mlp, unet, classifier, gan, vae")
 
 
 def save_checkpoint(stem: str | Path, model: nn.Module, config: dict[str, Any]) -> tuple[Path, Path]:
@@ -125,14 +132,27 @@ def load_checkpoint(stem: str | Path, device: str = "cpu") -> Pretrained:
 # --- resumable training state ------------------------------------------------------------------
 
 
+def _state_file(stem: str | Path, suffix: str) -> Path:
+    """``<stem><suffix>``: the suffix is appended, so a stem with a dot in it (``state.v1``) stays whole."""
+    return Path(f"{stem}{suffix}")
+
+
+def training_state_exists(stem: str | Path) -> bool:
+    return _state_file(stem, ".json").is_file()
+
+
+def delete_training_state(stem: str | Path) -> None:
+    for suffix in (".safetensors", ".json"):
+        _state_file(stem, suffix).unlink(missing_ok=True)
+
+
 def save_training_state(stem: str | Path, model: nn.Module, ema: Any, opt: torch.optim.Optimizer,
                         scaler: torch.amp.GradScaler, generator: torch.Generator, step: int, seconds: float,
                         losses: list[float]) -> None:
     """Everything needed to resume :func:`core.training.train` exactly: ``<stem>.safetensors`` holds the
     weights, EMA weights, optimiser moments, random-generator states and losses; ``<stem>.json`` the rest.
     Written to temporary names and renamed, so an interrupted save never leaves a broken state."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    Path(stem).parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors |= {f"ema.{k}": v for k, v in ema.model.state_dict().items()}
     opt_state = opt.state_dict()
@@ -140,45 +160,56 @@ def save_training_state(stem: str | Path, model: nn.Module, ema: Any, opt: torch
         tensors |= {f"optim.{idx}.{k}": torch.as_tensor(v) for k, v in entry.items()}
     tensors["rng.generator"] = generator.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
+    if generator.device.type == "cuda":  # dropout on the GPU draws from the device's default generator
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(generator.device)
     tensors["losses"] = torch.tensor(losses, dtype=torch.float32)
     meta = {"format_version": FORMAT_VERSION, "step": step, "seconds": seconds, "ema_updates": ema.updates,
             "param_groups": opt_state["param_groups"], "scaler": scaler.state_dict()}
-    tmp_w, tmp_j = stem.with_suffix(".safetensors.tmp"), stem.with_suffix(".json.tmp")
+    tmp_w, tmp_j = _state_file(stem, ".safetensors.tmp"), _state_file(stem, ".json.tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp_w))
     tmp_j.write_text(json.dumps(meta) + "\n")
-    tmp_w.replace(stem.with_suffix(".safetensors"))
-    tmp_j.replace(stem.with_suffix(".json"))
+    tmp_w.replace(_state_file(stem, ".safetensors"))
+    tmp_j.replace(_state_file(stem, ".json"))
 
 
 def load_training_state(stem: str | Path, model: nn.Module, ema: Any, opt: torch.optim.Optimizer,
                         scaler: torch.amp.GradScaler, generator: torch.Generator,
                         device: torch.device) -> dict[str, Any]:
     """Restore what :func:`save_training_state` wrote into the given objects; returns step, seconds, losses."""
-    stem = Path(stem)
+    where = f"training state {stem}"
     try:
-        meta = json.loads(stem.with_suffix(".json").read_text())
-        tensors = load_file(str(stem.with_suffix(".safetensors")))
-    except (OSError, json.JSONDecodeError, SafetensorError) as e:
-        raise CheckpointError(f"training state {stem} could not be read ({e}); delete it to start afresh") from None
+        meta = json.loads(_state_file(stem, ".json").read_text())
+        tensors = load_file(str(_state_file(stem, ".safetensors")))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, SafetensorError) as e:
+        raise CheckpointError(f"{where} could not be read ({e}); delete it to start afresh") from None
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     except RuntimeError as e:
-        raise CheckpointError(f"training state {stem} belongs to a different model: {e}") from None
-    ema.updates = meta["ema_updates"]
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, idx, name = k.split(".", 2)
-            state.setdefault(int(idx), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    if meta["scaler"]:  # empty when the run did not use fp16
-        scaler.load_state_dict(meta["scaler"])
-    generator.set_state(tensors["rng.generator"])
-    torch.set_rng_state(tensors["rng.torch"])
+        first = str(e).splitlines()[1:2] or [str(e)]
+        raise CheckpointError(f"{where} belongs to a different model ({first[0].strip()}); "
+                              "delete it to start afresh") from None
+    try:
+        ema.updates = meta["ema_updates"]
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, idx, name = k.split(".", 2)
+                state.setdefault(int(idx), {})[name] = v
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        if meta["scaler"]:  # empty when the run did not use fp16
+            scaler.load_state_dict(meta["scaler"])
+        generator.set_state(tensors["rng.generator"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and generator.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], generator.device)
+        step, seconds, losses = int(meta["step"]), float(meta["seconds"]), tensors["losses"].tolist()
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{where} is incomplete or damaged ({type(e).__name__}: {e}); "
+                              "delete it to start afresh") from None
     model.to(device)
     ema.model.to(device)
-    return {"step": meta["step"], "seconds": meta["seconds"], "losses": tensors["losses"].tolist()}
+    return {"step": step, "seconds": seconds, "losses": losses}
 
 
 # --- the manifest -------------------------------------------------------------------------------

@@ -123,7 +123,8 @@ def evaluate_mnist(p, classifier, n: int = 1000, scales: tuple[float, ...] = GUI
         "guided": [],
     }
     wanted = torch.arange(n) % 10
-    for w in scales:
+    conditional = p.schedule is not None and getattr(p.model, "null_class", None) is not None
+    for w in scales if conditional else ():
         t0 = time.perf_counter()
         x = sample_images(p, n, label=wanted, guidance_scale=w, seed=seed, method=method, steps=steps,
                           device=device)
@@ -134,7 +135,11 @@ def evaluate_mnist(p, classifier, n: int = 1000, scales: tuple[float, ...] = GUI
                               "seconds": round(seconds, 2)})
         if progress is not None:
             progress(f"guidance {w:g}: accuracy {out['guided'][-1]['accuracy']:.3f}")
+    t0 = time.perf_counter()
     x = sample_images(p, n, label=None, seed=seed + 1, method=method, steps=steps, device=device)
+    out["unconditional_seconds"] = round(time.perf_counter() - t0, 2)
+    if p.schedule is None:
+        out["sampler"] = "one generator pass"
     pred, feat = classify(classifier, x)
     hist = class_histogram(pred)
     out.update(unconditional_class_histogram=hist, unconditional_classes_covered=sum(c > 0 for c in hist),

@@ -219,19 +219,22 @@ def data_floor(
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (N, D) (Heusel et al. 2017, eq. 6):
     ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}). In the project classifier's features this is
-    "FID-MNIST"; like FID it is biased upward at small N, so compare values at the same N only."""
-    import scipy.linalg
+    "FID-MNIST"; like FID it is biased upward at small N, so compare values at the same N only.
 
+    Tr (S_a S_b)^{1/2} is computed as the sum of sqrt(eigenvalues) of the symmetric PSD matrix
+    S_a^{1/2} S_b S_a^{1/2} (same eigenvalues), which stays exact when a covariance is singular, as it is
+    for ReLU features that are always zero."""
     if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"feature sets must be (N, D) with the same D; got {tuple(a.shape)} and {tuple(b.shape)}")
     if min(a.shape[0], b.shape[0]) < 2:
         raise ValueError("each feature set needs at least 2 rows")
     a64, b64 = a.double().cpu().numpy(), b.double().cpu().numpy()
     mu_a, mu_b = a64.mean(0), b64.mean(0)
-    cov_a, cov_b = np.cov(a64, rowvar=False), np.cov(b64, rowvar=False)
-    covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
-    covmean = np.real(covmean)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+    cov_a, cov_b = np.atleast_2d(np.cov(a64, rowvar=False)), np.atleast_2d(np.cov(b64, rowvar=False))
+    w, v = np.linalg.eigh(cov_a)
+    sqrt_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a), 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_covmean)
 
 
 def class_histogram(labels: torch.Tensor, num_classes: int = 10) -> list[int]:

@@ -23,7 +23,7 @@ from core.diffusion import q_sample
 from core.models.classifier import ClassifierConfig, MNISTClassifier
 from core.models.unet import UNet, UNetConfig
 from core.schedules import Schedule
-from core.training import TrainConfig, TrainResult, train, world
+from core.training import TrainConfig, TrainResult, loss_curve, train, world
 
 DEFAULT_MNIST_TRAIN = TrainConfig(steps=20000, batch_size=128, lr=1e-3, warmup_steps=500, ema_decay=0.999)
 DEFAULT_CLASSIFIER_TRAIN = TrainConfig(steps=1500, batch_size=128, lr=2e-3, warmup_steps=100,
@@ -133,4 +133,4 @@ def _training_record(cfg: TrainConfig, result: TrainResult) -> dict[str, Any]:
     tail = result.losses[-100:]
     return {**cfg.to_dict(), "steps_done": result.steps, "seconds": round(result.seconds, 2),
             "stop_reason": result.stop_reason, "processes": world()[1],
-            "final_loss": sum(tail) / max(1, len(tail))}
+            "final_loss": sum(tail) / max(1, len(tail)), "loss_curve": loss_curve(result.losses)}

@@ -33,6 +33,7 @@ class TrainConfig:
     batch_size: int = 1024
     lr: float = 3e-3
     weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's (beta1, beta2); GANs use (0.5, 0.999)
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
     ema_decay: float = 0.995
@@ -93,6 +94,14 @@ class EMA:
             b_ema.copy_(b)
 
 
+def loss_curve(losses: list[float], points: int = 200) -> list[float]:
+    """The loss history averaged in ``points`` equal windows: small enough for a checkpoint's JSON."""
+    if not losses:
+        return []
+    width = max(1, math.ceil(len(losses) / points))
+    return [round(sum(chunk) / len(chunk), 5) for chunk in (losses[i:i + width] for i in range(0, len(losses), width))]
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warmup, then cosine decay to lr * min_lr_ratio at the last step."""
     if step < cfg.warmup_steps:
@@ -116,6 +125,13 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     if cfg.precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16)
+
+
+def _mean_over_ranks(value: torch.Tensor) -> float:
+    """The loss averaged over all ranks: the loss of the whole (global) batch, as one process would report."""
+    value = value.float().clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value.item() / world()[1]
 
 
 def _any_rank(flag: bool, device: torch.device) -> bool:
@@ -142,19 +158,19 @@ def train(model: nn.Module, loss_fn: LossFn, next_batch: BatchFn, cfg: TrainConf
     in DistributedDataParallel: each rank's ``next_batch`` gives its share of the batch, gradients are
     averaged, and only rank 0 runs the callback and writes the state.
     """
-    from core.checkpoints import load_training_state, save_training_state
+    from core.checkpoints import load_training_state, save_training_state, training_state_exists
 
     device = torch.device(cfg.device)
     rank, world_size = world()
     model = model.to(device).train()
     g = torch.Generator(device=device).manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas,
                             fused=device.type in ("cpu", "cuda"))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     ema = EMA(model, cfg.ema_decay)
     result = TrainResult(model=model, ema_model=ema.model)
     first_step, seconds_before = 0, 0.0
-    if state_path is not None and Path(f"{state_path}.json").is_file():
+    if state_path is not None and training_state_exists(state_path):
         saved = load_training_state(state_path, model, ema, opt, scaler, g, device)
         first_step, seconds_before, result.losses = saved["step"], saved["seconds"], saved["losses"]
         result.steps = first_step
@@ -179,7 +195,7 @@ def train(model: nn.Module, loss_fn: LossFn, next_batch: BatchFn, cfg: TrainConf
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        loss_value = loss.item()
+        loss_value = _mean_over_ranks(loss.detach()) if world_size > 1 else loss.item()
         finite = math.isfinite(loss_value) and bool(torch.isfinite(grad_norm))
         if cfg.precision == "fp16" and not bool(torch.isfinite(grad_norm)):
             scaler.update()  # an fp16 overflow: GradScaler skips the step and lowers the scale
@@ -279,6 +295,7 @@ def train_ddpm_2d(data: str | torch.Tensor, schedule: Schedule, cfg: TrainConfig
         "p_uncond": p_uncond if conditional else None,
         "training": {**cfg.to_dict(), "steps_done": result.steps, "seconds": round(result.seconds, 2),
                      "stop_reason": result.stop_reason,
-                     "final_loss": sum(result.losses[-100:]) / max(1, len(result.losses[-100:]))},
+                     "final_loss": sum(result.losses[-100:]) / max(1, len(result.losses[-100:])),
+                     "loss_curve": loss_curve(result.losses)},
     }
     return result, config
