@@ -227,15 +227,21 @@ def discrete_timesteps(T: int, steps: int, spacing: str = "leading") -> list[int
 
 
 def continuous_timesteps(s: Schedule, steps: int, grid: str = "uniform") -> list[float]:
-    """Fractional timesteps from T-1 down to 0: "uniform" in t, or "logsnr" (uniform in lambda, Lu et al. 2022)."""
+    """Fractional timesteps from the start t_max down to 0: "uniform" in t, or "logsnr" (uniform in lambda,
+    Lu et al. 2022).
+
+    Both grids start where the half log-SNR lambda reaches LAMBDA_MIN (-5.1, the clip of Lu et al.'s
+    reference code, NoiseScheduleVP), or at T-1 if the schedule never gets that noisy. The cosine schedule's
+    last steps (alpha_bar_T ~ 1e-9) are pure noise where the SDE's beta(t) explodes: an Euler step across
+    them diverges, and a log-SNR grid would spend a third of its steps there. x_T ~ N(0, I) is taken as
+    the state at the clipped start, off by sqrt(alpha_bar) ~ 6e-3 of signal.
+    """
     _check_steps(steps, s.T)
+    clipped = _lambda(s, s.T - 1.0) < LAMBDA_MIN
+    t_max = timestep_at_log_alpha_bar(s, -math.log1p(math.exp(-2.0 * LAMBDA_MIN))) if clipped else float(s.T - 1)
     if grid == "uniform":
-        return [float(v) for v in np.linspace(s.T - 1, 0, steps)]
+        return [float(v) for v in np.linspace(t_max, 0, steps)]
     if grid == "logsnr":
-        # Clip lambda at its lower end as Lu et al.'s reference code does (NoiseScheduleVP, lambda >= -5.1):
-        # the cosine schedule's last steps (alpha_bar_T ~ 1e-9) are pure noise, and a grid uniform down to
-        # there would spend a third of its steps on them. x_T ~ N(0, I) is then taken as the state at the
-        # clipped start, off by sqrt(alpha_bar) ~ 6e-3 of signal.
         lam_hi, lam_lo = _lambda(s, 0.0), max(_lambda(s, s.T - 1.0), LAMBDA_MIN)
         lams = np.linspace(lam_lo, lam_hi, steps)
         ts = [timestep_at_log_alpha_bar(s, -math.log1p(math.exp(-2.0 * lam))) for lam in lams]

@@ -1,5 +1,6 @@
 """Plot builders shared by the pages: equal-axis 2D scatter panels, an animated 2D view with play/pause and a
-t slider (Plotly frames), exact-density contours on a grid, and long-form Altair line charts.
+t slider (Plotly frames), exact-density contours on a grid, long-form Altair line charts, and greyscale digit
+mosaics (static or two panels animated together) for the MNIST page.
 
 Builders return figures (no Streamlit calls) so tests can inspect them; ``show`` renders a Plotly figure.
 """
@@ -242,3 +243,166 @@ def line_chart(df: pd.DataFrame, x: str, y: str, color: str, *, x_title: str, y_
         tooltip=[alt.Tooltip(f"{color}:N"), alt.Tooltip(f"{x}:Q"), alt.Tooltip(f"{y}:Q", format=".4g")],
     )
     return chart.interactive(bind_y=False)
+
+
+# --- image grids (MNIST) -------------------------------------------------------------------------------------
+# Digits are drawn as one greyscale heatmap per panel: a mosaic of 28x28 tiles on white gaps, sent as uint8
+# (a 10x10 grid is ~80 kB), square pixels, no smoothing, no hover. Captions are annotations in pixel units.
+
+IMAGE_GAP = 2  # white pixels between tiles
+CAPTION_PX = 9  # pixel rows under each tile kept free for its caption
+WRONG_COLOR = "#dc2626"
+CAPTION_COLOR = "#374151"
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Images in [-1, 1] (any leading shape, ..., H, W; a channel axis of 1 is dropped) -> uint8 0..255.
+    Values outside [-1, 1] (noisy x_t) are clipped; uint8 input is taken as already converted."""
+    x = np.asarray(images)
+    if x.ndim >= 3 and x.shape[-3] == 1:
+        x = x[..., 0, :, :]
+    if x.dtype == np.uint8:
+        return x
+    x = x.astype(np.float32)
+    return np.round((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Mosaic:
+    """Where the tiles of a mosaic lie: ``rows`` x ``cols`` tiles of h x w pixels, a tile's top-left corner at
+    (c * dx, r * dy) in pixel units (y downwards)."""
+
+    rows: int
+    cols: int
+    h: int
+    w: int
+    gap: int
+    caption: int
+
+    @property
+    def dx(self) -> int:
+        return self.w + self.gap
+
+    @property
+    def dy(self) -> int:
+        return self.h + self.gap + self.caption
+
+    @property
+    def width(self) -> int:
+        return self.cols * self.dx - self.gap
+
+    @property
+    def height(self) -> int:
+        return self.rows * self.dy - self.gap
+
+
+def mosaic(images: np.ndarray, cols: int, gap: int = IMAGE_GAP, caption: int = 0,
+           rows: int | None = None) -> tuple[np.ndarray, Mosaic]:
+    """Tile uint8 images (n, h, w) row by row into one (H, W) uint8 array on white; missing tiles stay white."""
+    images = np.asarray(images)
+    n, h, w = images.shape
+    cols = max(1, min(cols, n)) if rows is None else max(1, cols)
+    rows = rows or -(-n // cols)
+    m = Mosaic(rows, cols, h, w, gap, caption)
+    out = np.full((m.height, m.width), 255, dtype=np.uint8)
+    for i in range(min(n, rows * cols)):
+        r, c = divmod(i, cols)
+        out[r * m.dy:r * m.dy + h, c * m.dx:c * m.dx + w] = images[i]
+    return out, m
+
+
+def image_dict(z: np.ndarray, axis: str = "", name: str = "") -> dict:
+    """A uint8 greyscale image (H, W) as a plain heatmap trace dict (0 black, 255 white)."""
+    return dict(type="heatmap", z=np.asarray(z, dtype=np.uint8), zmin=0, zmax=255, showscale=False, name=name,
+                colorscale=[[0.0, "#000000"], [1.0, "#ffffff"]], hoverinfo="skip", xaxis=f"x{axis}",
+                yaxis=f"y{axis}")
+
+
+def _image_axes(i: int, m: Mosaic, domain: tuple[float, float] = (0.0, 1.0)) -> dict:
+    """Pixel axes of panel i (1-based): x right, y down, square pixels, no ticks or grid."""
+    sx = "" if i == 1 else str(i)
+    common = dict(showticklabels=False, showgrid=False, zeroline=False, ticks="", constrain="domain", fixedrange=True)
+    return {f"xaxis{sx}": dict(common, range=[-0.5, m.width - 0.5], domain=list(domain), anchor=f"y{sx}"),
+            f"yaxis{sx}": dict(common, range=[m.height - 0.5, -0.5], scaleanchor=f"x{sx}", scaleratio=1,
+                               anchor=f"x{sx}")}
+
+
+def image_grid(images: np.ndarray, cols: int, captions: Sequence[str] | None = None,
+               caption_colors: Sequence[str] | None = None, col_titles: Sequence[str] | None = None,
+               row_titles: Sequence[str] | None = None, width_px: int = 1000, left_px: int = 0,
+               max_height: int = 900, rows: int | None = None) -> go.Figure:
+    """Digits (n, [1,] h, w) in [-1, 1] (or uint8 from ``to_uint8``) as one mosaic, ``cols`` per row, with
+    optional captions under each tile, titles above each column and to the left of each row.
+
+    width_px: the width the chart is expected to get on the page; the height is set from it so the square
+    pixels fill the width (a narrower page leaves some white below, never cuts a digit off).
+    """
+    z, m = mosaic(to_uint8(images), cols, caption=CAPTION_PX if captions is not None else 0, rows=rows)
+    top = 26 if col_titles else 4
+    left = left_px or (96 if row_titles else 4)
+    scale = (width_px - left - 4) / m.width
+    height = int(min(max_height, max(80, m.height * scale + top + 4)))
+    annotations: list[dict] = []
+    for i, text in enumerate(captions or []):
+        r, c = divmod(i, m.cols)
+        color = caption_colors[i] if caption_colors is not None else CAPTION_COLOR
+        annotations.append(dict(text=text, x=c * m.dx + m.w / 2, y=r * m.dy + m.h + m.caption / 2 + 0.5,
+                                xref="x", yref="y", showarrow=False, font=dict(size=11, color=color),
+                                xanchor="center", yanchor="middle"))
+    for c, text in enumerate(col_titles or []):
+        annotations.append(dict(text=text, x=c * m.dx + m.w / 2, y=1.0, xref="x", yref="paper", showarrow=False,
+                                xanchor="center", yanchor="bottom", font=dict(size=12, color="#111827")))
+    for r, text in enumerate(row_titles or []):
+        annotations.append(dict(text=text, x=0.0, y=r * m.dy + m.h / 2, xref="paper", yref="y", showarrow=False,
+                                xanchor="right", yanchor="middle", xshift=-6, align="right",
+                                font=dict(size=12, color="#111827")))
+    layout = dict(_image_axes(1, m), height=height, margin=dict(l=left, r=4, t=top, b=4, pad=0), showlegend=False,
+                  annotations=annotations, plot_bgcolor="#ffffff")
+    return go.Figure(dict(data=[image_dict(z, name="digits")], layout=layout))
+
+
+def pair_animation_controls(labels: Sequence[str], titles: tuple[str, str], gap: float,
+                            frame_ms: int) -> dict:
+    """Layout pieces shared by the two-panel animations: the panels' titles, Play / Pause and a frame slider
+    whose steps are named by ``labels`` (the frames' names)."""
+    play = dict(frame=dict(duration=frame_ms, redraw=True), transition=dict(duration=0), fromcurrent=True,
+                mode="immediate")
+    pause = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
+    still = dict(frame=dict(duration=0, redraw=True), mode="immediate", transition=dict(duration=0))
+    return dict(
+        annotations=[dict(text=text, x=x, y=1.0, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
+                          showarrow=False, font=dict(size=13))
+                     for text, x in ((titles[0], 0.25 - gap / 4), (titles[1], 0.75 + gap / 4))],
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=0, xanchor="left", yanchor="top",
+                          pad=dict(t=62, r=8), showactive=False,
+                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
+                                   dict(label="❚❚ Pause", method="animate", args=[[None], pause])])],
+        sliders=[dict(active=0, x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=40, b=0),
+                      currentvalue=dict(prefix="", font=dict(size=14, color="#111827"), xanchor="left", offset=8),
+                      font=dict(color="rgba(0,0,0,0)"), ticklen=3,
+                      steps=[dict(label=lab, method="animate", args=[[lab], still]) for lab in labels])],
+    )
+
+
+def animated_image_pair(left: np.ndarray, right: np.ndarray, labels: Sequence[str], titles: tuple[str, str],
+                        cols: int, width_px: int = 1000, frame_ms: int = 200) -> go.Figure:
+    """Two mosaics animated together, e.g. x_t (left) and the x0 prediction (right); Play / Pause and a slider.
+
+    left, right: (frames, n, [1,] h, w) in [-1, 1] or uint8 (``to_uint8``); labels: one per frame (the slider's
+    text). Traces 0 and 1 are the two images; every frame replaces both.
+    """
+    lz = [mosaic(to_uint8(f), cols)[0] for f in left]
+    rz = [mosaic(to_uint8(f), cols)[0] for f in right]
+    _, m = mosaic(to_uint8(left[0]), cols)
+    gap = 0.04
+    scale = (width_px * (0.5 - gap / 2) - 10) / m.width
+    height = int(m.height * scale + 30 + 100)
+    layout: dict = {}
+    layout.update(_image_axes(1, m, (0.0, 0.5 - gap / 2)))
+    layout.update(_image_axes(2, m, (0.5 + gap / 2, 1.0)))
+    layout.update(height=height, margin=dict(l=10, r=10, t=30, b=100, pad=0), showlegend=False,
+                  plot_bgcolor="#ffffff", **pair_animation_controls(labels, titles, gap, frame_ms))
+    frames = [dict(data=[image_dict(a), image_dict(b, "2")], traces=[0, 1], name=lab)
+              for a, b, lab in zip(lz, rz, labels)]
+    return go.Figure(dict(data=[image_dict(lz[0], name="x_t"), image_dict(rz[0], "2", name="x̂₀")],
+                          frames=frames, layout=layout))

@@ -365,26 +365,10 @@ def reverse_animation(run: dict[str, Any], overlay: np.ndarray, lim: float = plo
     layout: dict = {}
     layout.update(_panel_axes(1, (0.0, 0.5 - gap / 2), lim))
     layout.update(_panel_axes(2, (0.5 + gap / 2, 1.0), lim))
-    play = dict(frame=dict(duration=frame_ms, redraw=True), transition=dict(duration=0), fromcurrent=True,
-                mode="immediate")
-    pause = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
-    layout.update(
-        height=height, margin=dict(l=10, r=10, t=30, b=90, pad=0), showlegend=False,
-        annotations=[dict(text=text, x=x, y=1.0, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
-                          showarrow=False, font=dict(size=13))
-                     for text, x in (("x_t: where the sampler is", 0.25 - gap / 4),
-                                     ("x̂₀(x_t): where the model says it is going", 0.75 + gap / 4))],
-        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=0, xanchor="left", yanchor="top",
-                          pad=dict(t=62, r=8), showactive=False,
-                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
-                                   dict(label="❚❚ Pause", method="animate", args=[[None], pause])])],
-        sliders=[dict(active=0, x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=40, b=0),
-                      currentvalue=dict(prefix="", font=dict(size=14, color="#111827"), xanchor="left", offset=8),
-                      font=dict(color="rgba(0,0,0,0)"), ticklen=3,
-                      steps=[dict(label=lab, method="animate",
-                                  args=[[lab], dict(frame=dict(duration=0, redraw=True), mode="immediate",
-                                                    transition=dict(duration=0))]) for lab in labels])],
-    )
+    layout.update(height=height, margin=dict(l=10, r=10, t=30, b=90, pad=0), showlegend=False,
+                  **plots.pair_animation_controls(labels, ("x_t: where the sampler is",
+                                                           "x̂₀(x_t): where the model says it is going"),
+                                                  gap, frame_ms))
     return go.Figure(dict(data=static + dynamic(0), frames=frames, layout=layout))
 
 
