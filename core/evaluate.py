@@ -20,6 +20,24 @@ from core.metrics import (class_histogram, data_floor, energy_distance, frechet_
 from core.samplers import sample
 
 
+def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """(parameters used to sample, parameters trained). GAN: the generator, of generator + discriminator; VAE:
+    the decoder (with its learned output noise), of encoder + decoder; diffusion: the whole denoiser, both times."""
+    total = sum(p.numel() for p in model.parameters())
+    if hasattr(model, "discriminator"):
+        return sum(p.numel() for p in model.generator.parameters()), total
+    if hasattr(model, "encoder") and hasattr(model, "decoder"):
+        used = sum(p.numel() for p in model.decoder.parameters())
+        sigma = getattr(model, "log_sigma", None)
+        return used + (sigma.numel() if isinstance(sigma, torch.nn.Parameter) else 0), total
+    return total, total
+
+
+def one_pass(p) -> str:
+    """How a family without a schedule samples, for the "sampler" field of its metrics."""
+    return "one decoder pass" if p.config.get("family") == "vae" else "one generator pass"
+
+
 def sample_2d(p, n: int, seed: int = 0, method: str = "ddim", steps: int | None = 50, **options: Any) -> torch.Tensor:
     """n samples from a 2D checkpoint (diffusion families via ``sample``, others via ``model.sample``)."""
     g = torch.Generator().manual_seed(seed)
@@ -45,7 +63,7 @@ def evaluate_2d(p, n: int = 5000, seed: int = 0, method: str = "ddim", steps: in
     floor = data_floor(lambda m, gen: sample_toy(toy, m, gen), n, repeats=repeats, generator=g)
     ref = sample_toy(toy, n, g)
     out: dict[str, Any] = {
-        "n": n, "sampler": f"{method}-{steps}", "seed": seed,
+        "n": n, "sampler": f"{method}-{steps}" if p.schedule is not None else one_pass(p), "seed": seed,
         "sliced_wasserstein": round(sum(sws) / repeats, 5),
         "sliced_wasserstein_floor": round(floor, 5),
         "sw_ratio": round(sum(sws) / repeats / floor, 3),
@@ -139,7 +157,7 @@ def evaluate_mnist(p, classifier, n: int = 1000, scales: tuple[float, ...] = GUI
     x = sample_images(p, n, label=None, seed=seed + 1, method=method, steps=steps, device=device)
     out["unconditional_seconds"] = round(time.perf_counter() - t0, 2)
     if p.schedule is None:
-        out["sampler"] = "one generator pass"
+        out["sampler"] = one_pass(p)
     pred, feat = classify(classifier, x)
     hist = class_histogram(pred)
     out.update(unconditional_class_histogram=hist, unconditional_classes_covered=sum(c > 0 for c in hist),

@@ -1,0 +1,465 @@
+"""Helpers of the Diffusion vs GAN vs VAE page (dashboard/baselines.py): which pretrained models each data set has,
+their recorded metrics as one table, the sampling benchmark, parameter counts, interpolation paths, and the live
+race: the three families trained one after another with the same time budget, with snapshots from fixed noise as
+they learn and a stop that keeps what was trained.
+
+Stopping follows dashboard/components/live.py: a click during training raises Streamlit's StopException (or
+RerunException) in our progress callback; the race stops there, puts what it has into a plain dict kept in
+session state (the mailbox), makes no further st.* call and re-raises; the next script run adopts the race.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from streamlit.runtime.scriptrunner import RerunException, StopException
+
+from core.checkpoints import PRETRAINED_DIR, Pretrained, pretrained_names
+from core.data.toy2d import MIXTURE_TOYS, mixture_spec
+from core.evaluate import parameter_counts
+from core.metrics import mode_coverage
+from core.schedules import make_schedule
+from core.train_baselines import MODEL_DEFAULTS, TRAIN_DEFAULTS, train_baseline
+from core.training import DEFAULT_2D_TRAIN, DEFAULT_MLP, TrainConfig, train_ddpm_2d
+from dashboard.components import live
+from dashboard.components.common import ROOT
+
+BASELINE_TOYS: tuple[str, ...] = ("eight_gaussians", "twenty_five_gaussians", "swiss_roll", "two_moons")
+DATASETS: tuple[str, ...] = (*BASELINE_TOYS, "mnist")
+KINDS: tuple[str, ...] = ("ddpm", "gan", "gan-r1", "vae")  # checkpoint prefixes: <kind>-<data set>
+KIND_LABELS = {"ddpm": "Diffusion (DDPM)", "gan": "GAN", "gan-r1": "GAN + R1", "vae": "VAE"}
+KIND_COLORS = {"ddpm": "#4f46e5", "gan": "#dc2626", "gan-r1": "#d97706", "vae": "#0891b2"}
+DDIM_STEPS = 50  # the sampler of the recorded metrics and of the benchmark for the diffusion models
+ONE_PASS = {"gan": "one generator pass", "gan-r1": "one generator pass", "vae": "one decoder pass"}
+BENCHMARK_JSON = ROOT / "benchmarks" / "results" / "baselines.json"
+MANIFEST = PRETRAINED_DIR / "manifest.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One pretrained model of the comparison: its kind (ddpm, gan, gan-r1, vae) and checkpoint name."""
+
+    kind: str
+    name: str
+
+    @property
+    def label(self) -> str:
+        return KIND_LABELS[self.kind]
+
+    @property
+    def color(self) -> str:
+        return KIND_COLORS[self.kind]
+
+    @property
+    def diffusion(self) -> bool:
+        return self.kind == "ddpm"
+
+    @property
+    def sampler(self) -> str:
+        return f"DDIM-{DDIM_STEPS}" if self.diffusion else ONE_PASS[self.kind]
+
+    @property
+    def nfe(self) -> int:
+        """Network evaluations per sample (unconditional sampling)."""
+        return DDIM_STEPS if self.diffusion else 1
+
+
+def entries(dataset: str, available: Sequence[str] | None = None) -> tuple[list[Entry], list[str]]:
+    """(the models of ``dataset`` present in pretrained/, the names still missing), in KINDS order. gan-r1 is
+    optional: it exists for the mixtures and MNIST only."""
+    have = set(pretrained_names() if available is None else available)
+    found, missing = [], []
+    for kind in KINDS:
+        name = f"{kind}-{dataset}"
+        if name in have:
+            found.append(Entry(kind, name))
+        elif kind != "gan-r1" or dataset in (*MIXTURE_TOYS, "mnist"):
+            missing.append(name)
+    return found, missing
+
+
+# --- recorded numbers -------------------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _read_json(path: str, mtime: float) -> dict | None:
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON object file, re-read when it changes (keyed by its modification time); None if absent or bad."""
+    return _read_json(str(path), path.stat().st_mtime) if path.is_file() else None
+
+
+def manifest_models() -> dict[str, dict]:
+    """pretrained/manifest.json's records by model name (``python -m core evaluate --update-manifest`` adds
+    metrics while the app runs, so it is re-read when it changes)."""
+    raw = read_json(MANIFEST) or {}
+    models = raw.get("models")
+    return models if isinstance(models, dict) else {}
+
+
+def benchmark() -> tuple[dict[str, dict], dict]:
+    """Rows of benchmarks/results/baselines.json by (model, sampler) and its header (hardware, date, threads)."""
+    raw = read_json(BENCHMARK_JSON)
+    if not raw or not isinstance(raw.get("rows"), list):
+        return {}, {}
+    rows = {(r.get("model"), r.get("sampler")): r for r in raw["rows"] if isinstance(r, dict)}
+    return rows, {k: v for k, v in raw.items() if k != "rows"}
+
+
+def bench_row(rows: dict, e: Entry, guidance: float | None = None) -> dict | None:
+    """The benchmark row of an entry's sampler: one pass for GAN/VAE, DDIM-50 for diffusion (MNIST: unconditional,
+    or guided with ``guidance`` w; w = 1 costs the same passes as unconditional sampling)."""
+    if not e.diffusion:
+        return rows.get((e.name, ONE_PASS[e.kind]))
+    if not e.name.endswith("mnist"):
+        return rows.get((e.name, "ddim-50"))
+    if guidance is None or guidance == 1.0:
+        return rows.get((e.name, "ddim-50, unconditional"))
+    return rows.get((e.name, f"ddim-50, guided w = {guidance:g}"))
+
+
+GUIDED_ROWS = (1.0, 3.0)  # the MNIST diffusion model's recorded guidance scales shown as rows of their own
+
+
+def short_hardware(text: str | None) -> str:
+    """'AMD EPYC, 1 threads, torch 2.13.0+cpu' -> 'CPU, 1 thread'; '..., NVIDIA H200' -> 'GPU (NVIDIA H200)'."""
+    if not text:
+        return "?"
+    parts = [p.strip() for p in text.split(",")]
+    gpu = [p for p in parts if p.startswith(("NVIDIA", "AMD Instinct", "Tesla"))]
+    if gpu:
+        return f"GPU ({gpu[0]})"
+    threads = next((p.split()[0] for p in parts if p.endswith("threads")), "?")
+    return f"CPU, {threads} thread{'' if threads == '1' else 's'}"
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def metrics_table(dataset: str, rows: Sequence[tuple[Entry, dict, tuple[int, int]]],
+                  bench: dict[tuple[str, str], dict]) -> pd.DataFrame:
+    """One row per model (MNIST diffusion: also one per guidance scale in GUIDED_ROWS): the metrics of its manifest
+    record exactly as ``python -m core evaluate`` wrote them, the sampler and NFE, sampling seconds per 1,000
+    samples (the benchmark file), training time and hardware (the manifest), parameter counts.
+    rows: (entry, manifest record, parameter_counts)."""
+    out = []
+    for e, meta, (used, total) in rows:
+        m = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+        variants: list[tuple[str, int, float | None]] = [  # (sampler, NFE, guidance scale or None)
+            ((m.get("sampler") or e.sampler.lower()) if e.diffusion else e.sampler, e.nfe, None)]
+        if dataset == "mnist" and e.diffusion:
+            variants[0] = (f"{variants[0][0]}, unconditional", e.nfe, None)
+            recorded = {g.get("guidance_scale") for g in m.get("guided") or [] if isinstance(g, dict)}
+            variants += [(f"{m.get('sampler', 'ddim-50')}, " + ("class-conditional, w = 1" if w == 1.0 else
+                                                                  f"guided, w = {w:g}"),
+                          e.nfe * (1 if w == 1.0 else 2), w) for w in GUIDED_ROWS if w in recorded]
+        for sampler, nfe, w in variants:
+            b = bench_row(bench, e, w)
+            row: dict[str, Any] = {"model": e.name, "family": e.label, "sampler": sampler, "NFE / sample": nfe}
+            if dataset == "mnist":
+                hist = m.get("unconditional_class_histogram")
+                covered = m.get("unconditional_classes_covered")
+                g = next((g for g in m.get("guided") or [] if isinstance(g, dict) and g.get("guidance_scale") == w),
+                         {})
+                row |= {"FID-MNIST": _num(m.get("fid_mnist_unconditional") if w is None else g.get("fid_mnist")),
+                        "FID-MNIST real vs real": _num(m.get("fid_mnist_data_vs_data")),
+                        "classes covered": f"{covered}/10" if covered is not None and w is None else None,
+                        "class histogram": list(hist) if isinstance(hist, list) and w is None else None,
+                        "accuracy on the requested digit": _num(g.get("accuracy"))}
+            else:
+                modes = m.get("modes")
+                row |= {"sliced Wasserstein": _num(m.get("sliced_wasserstein")),
+                        "SW floor": _num(m.get("sliced_wasserstein_floor")),
+                        "SW / floor": _num(m.get("sw_ratio")),
+                        "MMD (RBF)": _num(m.get("mmd_rbf")),
+                        "energy distance": _num(m.get("energy_distance"))}
+                if dataset in MIXTURE_TOYS:
+                    row |= {"modes covered": f"{m['modes_covered']}/{modes}" if modes is not None else None,
+                            "off-mode fraction": _num(m.get("off_mode_fraction"))}
+            row |= {"n": m.get("n"),
+                    "s / 1,000 samples": _num(b.get("seconds_per_1000")) if b else None,
+                    "training s": _num(meta.get("seconds")),
+                    "trained on": short_hardware(meta.get("hardware")),
+                    "parameters (sampling)": used, "parameters (trained)": total}
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+# --- curves --------------------------------------------------------------------------------------------------------
+
+CURVE_SERIES = {"loss_curve": "loss", "loss_d_curve": "L_D", "loss_g_curve": "L_G"}
+CURVE_COLORS = {"loss": "#4f46e5", "L_D": "#0891b2", "L_G": "#dc2626",
+                "moving average": "#4f46e5", "per step": "#c7d2fe"}
+
+
+def curves_frame(config: dict, gan_players: bool = True) -> pd.DataFrame | None:
+    """The recorded training curves of a checkpoint config (window means, <= 200 points each) as a long frame
+    (step, value, series); None when the checkpoint predates recorded curves. GAN: the two players' losses."""
+    tr = config.get("training") if isinstance(config.get("training"), dict) else {}
+    keys = ["loss_d_curve", "loss_g_curve"] if gan_players and tr.get("loss_d_curve") else ["loss_curve"]
+    frames = []
+    for k in keys:
+        v = tr.get(k)
+        if not isinstance(v, list) or not v:
+            continue
+        steps = int(tr.get("steps_done") or len(v))
+        width = max(1, math.ceil(steps / len(v))) if len(v) < steps else 1
+        x = np.minimum(np.arange(1, len(v) + 1) * width, steps)
+        frames.append(pd.DataFrame({"step": x, "value": np.asarray(v, dtype=float), "series": CURVE_SERIES[k]}))
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def live_losses_frame(losses: list[float]) -> pd.DataFrame:
+    """Per-step losses (block means) and their moving average, long form."""
+    x, v = live.downsample(losses)
+    xs, vs = live.downsample(list(pd.Series(losses).ewm(span=50).mean().to_numpy()))
+    return pd.concat([pd.DataFrame({"step": x, "value": v, "series": "per step"}),
+                      pd.DataFrame({"step": xs, "value": vs, "series": "moving average"})], ignore_index=True)
+
+
+# --- mode coverage ---------------------------------------------------------------------------------------------------
+
+
+def coverage(points: np.ndarray, toy: str):
+    """core.metrics.mode_coverage against the toy's exact mixture (3 std radius, as evaluate_2d)."""
+    spec = mixture_spec(toy)
+    return mode_coverage(torch.as_tensor(points), spec.means, spec.std)
+
+
+def coverage_frame(samples: dict[str, np.ndarray], toy: str) -> pd.DataFrame:
+    """Share of each family's samples on each mode of a mixture, and off every mode: long form."""
+    rows = []
+    for label, x in samples.items():
+        cov = coverage(x, toy)
+        n = len(x)
+        for k, c in enumerate(cov.counts):
+            rows.append({"family": label, "mode": f"{k + 1}", "share": c / n})
+        rows.append({"family": label, "mode": "off", "share": cov.off_mode_fraction})
+    return pd.DataFrame(rows)
+
+
+# --- interpolation --------------------------------------------------------------------------------------------------
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, ts: Sequence[float]) -> torch.Tensor:
+    """Spherical interpolation (per row) between a and b (..., d): (len(ts), ..., d). It keeps the norm of a
+    Gaussian draw typical, as in the DDIM paper's interpolation (Song et al. 2021, section 5.3)."""
+    af, bf = a.flatten(1), b.flatten(1)
+    cos = (af * bf).sum(1) / (af.norm(dim=1) * bf.norm(dim=1)).clamp_min(1e-12)
+    theta = torch.arccos(cos.clamp(-1, 1))[:, None]
+    out = []
+    for t in ts:
+        sin = torch.sin(theta)
+        wa = torch.where(sin > 1e-6, torch.sin((1 - t) * theta) / sin, torch.full_like(theta, 1 - t))
+        wb = torch.where(sin > 1e-6, torch.sin(t * theta) / sin, torch.full_like(theta, t))
+        out.append((wa * af + wb * bf).reshape(a.shape))
+    return torch.stack(out)
+
+
+def path_traces(paths: np.ndarray, axis: int, colors: Sequence[str]) -> list[dict]:
+    """Interpolation paths (pairs, points, 2) as Plotly line traces with marked ends, on subplot ``axis``."""
+    sx = "" if axis == 1 else str(axis)
+    out = []
+    for i, p in enumerate(np.asarray(paths, dtype=np.float32)):
+        c = colors[i % len(colors)]
+        out.append(dict(type="scatter", x=p[:, 0], y=p[:, 1], mode="lines+markers", xaxis=f"x{sx}", yaxis=f"y{sx}",
+                        line=dict(color=c, width=1.5), marker=dict(size=3.5, color=c), hoverinfo="skip",
+                        showlegend=False, name=f"path {i + 1}"))
+        out.append(dict(type="scatter", x=p[[0, -1], 0], y=p[[0, -1], 1], mode="markers", xaxis=f"x{sx}",
+                        yaxis=f"y{sx}", marker=dict(size=[9, 9], color=c, symbol=["circle", "x"],
+                                                    line=dict(color="white", width=1)),
+                        hoverinfo="skip", showlegend=False, name=f"ends {i + 1}"))
+    return out
+
+
+def add_traces(fig: go.Figure, traces: list[dict]) -> go.Figure:
+    fig.add_traces([go.Scatter(t) for t in traces])
+    return fig
+
+
+# --- the race ------------------------------------------------------------------------------------------------------
+
+RACE_FAMILIES = ("ddpm", "gan", "vae")
+RACE_LABELS = {"ddpm": "Diffusion (DDPM)", "gan": "GAN", "vae": "VAE"}
+SNAPSHOT_N = 500
+N_MARKS = 6  # snapshots at 1/6, 2/6, ... of the budget (and one after the first step)
+R1_GAMMA = 1.0  # the weight of the shipped gan-r1 models
+RACE_KEY = "baselines.race"  # st.session_state: the last adopted Race
+MAILBOX_KEY = "baselines.mailbox"  # st.session_state: {"active": start time or None, "done": Race or None}
+
+
+@dataclass
+class RaceSnapshot:
+    step: int
+    seconds: float
+    points: np.ndarray  # (n, 2): the EMA model's samples from the race's fixed noise
+
+
+@dataclass
+class FamilyRun:
+    family: str
+    losses: list[float]
+    snapshots: list[RaceSnapshot]
+    steps: int
+    steps_planned: int
+    seconds: float
+    stop_reason: str  # "steps" | "time" | "callback" | "nonfinite"
+    message: str
+    model: Pretrained | None  # the EMA model with its config (None when not a single step was taken)
+    metrics: dict | None = None  # evaluate_2d, filled in by the page after the race
+
+    @property
+    def label(self) -> str:
+        return RACE_LABELS[self.family]
+
+
+@dataclass
+class Race:
+    toy: str
+    budget_s: float
+    seed: int
+    r1_gamma: float
+    runs: dict[str, FamilyRun] = field(default_factory=dict)
+    stopped: bool = False  # a click stopped it (the families after the stopped one did not train)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+
+def race_recipe(family: str, budget_s: float, seed: int, r1_gamma: float = 0.0) -> tuple[TrainConfig, dict]:
+    """Each family's own default recipe (core.training.DEFAULT_2D_TRAIN, core.train_baselines.TRAIN_DEFAULTS),
+    with the race's time budget and seed; model options (the MLP of the DDPM, the GAN's R1 weight)."""
+    if family == "ddpm":
+        return replace(DEFAULT_2D_TRAIN, time_budget_s=float(budget_s), seed=seed), dict(DEFAULT_MLP)
+    cfg = replace(TRAIN_DEFAULTS[family, "2d"], time_budget_s=float(budget_s), seed=seed)
+    options = dict(MODEL_DEFAULTS[family, "2d"])
+    if family == "gan" and r1_gamma > 0:
+        options["r1_gamma"] = float(r1_gamma)
+    return cfg, options
+
+
+OnUpdate = Callable[[str, dict[str, Any], list[float], list[RaceSnapshot]], None]
+
+
+def train_family(family: str, toy: str, budget_s: float, seed: int = 0, r1_gamma: float = 0.0,
+                 on_update: OnUpdate | None = None, snapshot_n: int = SNAPSHOT_N, n_marks: int = N_MARKS,
+                 min_interval_s: float = 0.3) -> tuple[FamilyRun, BaseException | None]:
+    """Train one family on a toy for at most ``budget_s`` seconds. Snapshots (the EMA model's samples from the
+    same noise every time: x_T for DDIM-20, z for the GAN's generator and the VAE's decoder) after the first step
+    and at each k / n_marks of the budget; ``on_update(family, info, losses, snapshots)`` at most every
+    ``min_interval_s`` and at each snapshot. A Streamlit rerun or stop raised by on_update stops training; it is
+    returned for the caller to re-raise."""
+    g = torch.Generator().manual_seed(seed + 12345)
+    noise = torch.randn(snapshot_n, 2, generator=g)  # x_T (DDPM) or z (GAN, VAE)
+    decoder_noise = torch.randn(snapshot_n, 2, generator=g)  # the VAE's output noise, fixed too
+    schedule = make_schedule("cosine", 1000) if family == "ddpm" else None
+    cfg, options = race_recipe(family, budget_s, seed, r1_gamma)
+    marks = [budget_s * k / n_marks for k in range(1, n_marks + 1)]
+    losses: list[float] = []
+    snaps: list[RaceSnapshot] = []
+    state: dict[str, Any] = {"last": 0.0, "mark": 0, "interrupt": None}
+
+    @torch.no_grad()
+    def draw(model: torch.nn.Module) -> np.ndarray:
+        if family == "ddpm":
+            return live.snapshot(model, schedule, noise)
+        x = model.decode(noise)
+        if family == "vae":
+            x = x + model.log_sigma.exp() * decoder_noise
+        return x.numpy()
+
+    def callback(info: dict[str, Any]) -> bool:
+        losses.append(info["loss"])
+        step, seconds = info["step"], info["seconds"]
+        snap = step == 1 or step == info["steps"]
+        while state["mark"] < len(marks) and seconds >= marks[state["mark"]]:
+            state["mark"] += 1
+            snap = True
+        if snap:
+            snaps.append(RaceSnapshot(step, seconds, draw(info["ema_model"])))
+        now = time.perf_counter()
+        if on_update is not None and (snap or now - state["last"] >= min_interval_s):
+            state["last"] = now
+            try:
+                on_update(family, info, losses, snaps)
+            except (RerunException, StopException) as request:  # a click: stop here, keep what was trained
+                state["interrupt"] = request
+                return True
+        return False
+
+    if family == "ddpm":
+        result, config = train_ddpm_2d(toy, schedule, cfg, mlp=options, callback=callback)
+        config["data"] = {"kind": "toy", "name": toy, "source": "core.data.toy2d (generated)"}
+    else:
+        result, config = train_baseline(family, toy, cfg, model_options=options, callback=callback)
+    model = None
+    if result.steps:
+        ema = result.ema_model.eval().requires_grad_(False)
+        if not snaps or snaps[-1].step != result.steps:
+            snaps.append(RaceSnapshot(result.steps, result.seconds, draw(ema)))
+        model = Pretrained(model=ema, schedule=schedule, config=config, name=f"race-{family}-{toy}")
+    run = FamilyRun(family, losses, snaps, result.steps, cfg.steps, result.seconds, result.stop_reason,
+                    result.message, model)
+    return run, state["interrupt"]
+
+
+def run_race(toy: str, budget_s: float, seed: int = 0, r1_gamma: float = 0.0, on_update: OnUpdate | None = None,
+             families: Sequence[str] = RACE_FAMILIES, **options: Any) -> tuple[Race, BaseException | None]:
+    """Train the families one after another on the same toy with the same budget and seed. A click during one
+    stops it and skips the rest; (the race so far, the Streamlit request to re-raise or None)."""
+    race = Race(toy=toy, budget_s=float(budget_s), seed=seed, r1_gamma=float(r1_gamma))
+    for family in families:
+        run, interrupt = train_family(family, toy, budget_s, seed, r1_gamma, on_update, **options)
+        race.runs[family] = run
+        if interrupt is not None:
+            race.stopped = True
+            return race, interrupt
+    return race, None
+
+
+def mailbox() -> dict[str, Any]:
+    """The session's race mailbox (the same dict on every run of this session)."""
+    return st.session_state.setdefault(MAILBOX_KEY, {"active": None, "done": None})
+
+
+@contextmanager
+def race_in_progress(box: dict[str, Any]) -> Iterator[None]:
+    """Mark the mailbox busy while racing and storing the result (plain dict writes only)."""
+    box["active"] = time.time()
+    try:
+        yield
+    finally:
+        box["active"] = None
+
+
+def adopt_race(timeout_s: float = 15.0) -> Race | None:
+    """Keep the race a finished or stopped run left in the mailbox (waiting at most ``timeout_s`` for a run that
+    a click is stopping), and return the session's last race."""
+    box = mailbox()
+    if box.get("active"):
+        start = time.time()
+        with st.spinner("Stopping the race and keeping the models trained so far..."):
+            while box.get("active") and time.time() - start < timeout_s:
+                time.sleep(0.05)
+    done, box["done"] = box.get("done"), None
+    if done is not None:
+        st.session_state[RACE_KEY] = done
+    return st.session_state.get(RACE_KEY)

@@ -1,0 +1,277 @@
+"""AppTest checks of the Diffusion vs GAN vs VAE page: it renders from the pretrained models for a 2D mixture, a
+2D non-mixture and MNIST; its tables show exactly the numbers `python -m core evaluate` recorded in the manifest
+(and the benchmark file's sampling times); the mixtures get a mode-collapse section; the live race trains all three
+families with a tiny budget, and a click that stops it keeps what was trained; the URL holds its state and absurd
+values fall back. Run: python -m pytest tests/dashboard/test_pages_baselines.py -q"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from streamlit.runtime.scriptrunner import RerunData, RerunException, StopException
+from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
+
+from core.checkpoints import read_manifest
+from core.data.toy2d import MIXTURE_TOYS
+from core.evaluate import parameter_counts
+from dashboard.components import compare
+
+MANIFEST = read_manifest()["models"]
+
+
+def open_page(query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    ok(at)
+    at.switch_page("baselines.py")
+    at.query_params.update(query or {})
+    return ok(at.run())
+
+
+def tables(at: AppTest):
+    quality, cost = (d.value for d in at.dataframe[:2])
+    return quality, cost
+
+
+def metrics(name: str) -> dict:
+    m = MANIFEST.get(name, {}).get("metrics")
+    return m if isinstance(m, dict) else {}
+
+
+def shown(dataset: str) -> list[compare.Entry]:
+    return compare.entries(dataset)[0]
+
+
+def need(dataset: str) -> list[compare.Entry]:
+    found = shown(dataset)
+    if len({e.kind.split("-")[0] for e in found}) < 3:
+        pytest.skip(f"the three families of {dataset} are not all in pretrained/ yet")
+    return found
+
+
+def check_table(at: AppTest, dataset: str) -> None:
+    """Every number of the page's tables equals the manifest record (or the benchmark file) of its model."""
+    found = shown(dataset)
+    quality, cost = tables(at)
+    assert list(quality["model"]) == list(cost["model"])
+    bench, _ = compare.benchmark()
+    i = 0
+    for e in found:
+        m = metrics(e.name)
+        guided = {g["guidance_scale"]: g for g in m.get("guided", [])}
+        variants = [None] + [w for w in compare.GUIDED_ROWS if w in guided] if dataset == "mnist" and e.diffusion \
+            else [None]
+        for w in variants:
+            q, c = quality.iloc[i], cost.iloc[i]
+            i += 1
+            assert q["model"] == e.name
+            assert c["NFE / sample"] == (1 if not e.diffusion else 100 if w not in (None, 1.0) else 50)
+            b = compare.bench_row(bench, e, w)
+            if b is not None:
+                assert c["s / 1,000 samples"] == b["seconds_per_1000"]
+            used, total = c["parameters (sampling)"], c["parameters (trained)"]
+            assert 0 < used <= total and (used < total) == (not e.diffusion)  # GAN: generator; VAE: decoder
+            if not m:
+                continue
+            assert q["n"] == m["n"] and c["training s"] == MANIFEST[e.name]["seconds"]
+            assert q["sampler"].startswith(m["sampler"] if e.diffusion else compare.ONE_PASS[e.kind])
+            if dataset == "mnist":
+                assert q["FID-MNIST real vs real"] == m["fid_mnist_data_vs_data"]
+                if w is None:
+                    assert q["FID-MNIST"] == m["fid_mnist_unconditional"]
+                    assert list(q["class histogram"]) == m["unconditional_class_histogram"]
+                    assert q["classes covered"] == f"{m['unconditional_classes_covered']}/10"
+                    assert np.isnan(q["accuracy on the requested digit"])
+                else:
+                    assert (q["FID-MNIST"], q["accuracy on the requested digit"]) == \
+                        (guided[w]["fid_mnist"], guided[w]["accuracy"])
+            else:
+                for col, key in [("sliced Wasserstein", "sliced_wasserstein"), ("SW floor", "sliced_wasserstein_floor"),
+                                 ("SW / floor", "sw_ratio"), ("MMD (RBF)", "mmd_rbf"),
+                                 ("energy distance", "energy_distance")]:
+                    assert q[col] == m[key], (e.name, col)
+                if dataset in MIXTURE_TOYS:
+                    assert q["modes covered"] == f"{m['modes_covered']}/{m['modes']}"
+                    assert q["off-mode fraction"] == m["off_mode_fraction"]
+    assert i == len(quality)
+
+
+# --- rendering and the recorded numbers -----------------------------------------------------------------------------
+
+
+def test_mixture_renders_samples_table_collapse_curves_and_interpolation():
+    found = need("eight_gaussians")
+    at = open_page()
+    assert len(at.latex) == 3 and "ELBO" in at.latex[1].value and "min_G" in at.latex[0].value.replace(" ", "")
+    assert any(i.value.startswith("**Try this:**") for i in at.info)
+    assert len(at.markdown[0].value.split(". ")) >= 2
+    assert [c.value.lstrip()[:4] for c in at.code][:3] == ["def "] * 3  # GAN.loss, VAE.elbo, loss_simple
+    heads = [h.value for h in at.subheader]
+    assert heads[:3] == ["Samples", "The numbers", "Mode collapse"] and "Training curves" in heads
+    check_table(at, "eight_gaussians")
+
+    samples, interp = plotly_specs(at)[:2]
+    titles = [a["text"] for a in samples["layout"]["annotations"]]
+    assert len(titles) == len(found) + 1 and titles[0].startswith("data")
+    assert all(samples["layout"][f"yaxis{'' if i == 1 else i}"]["scaleanchor"] == f"x{'' if i == 1 else i}"
+               for i in range(1, len(titles) + 1))  # equal axes in every panel
+    assert any(t.startswith("GAN · ") and t.endswith("/8 modes") for t in titles)
+    # the collapse shows: every recorded GAN that misses modes gets a red box with its numbers, DDPM a green one
+    for e in found:
+        m = metrics(e.name)
+        if e.kind.startswith("gan") and m and m["modes_covered"] < m["modes"]:
+            assert any(x.value.startswith(f"**{e.label}: mode collapse.** {m['modes_covered']} of 8 modes")
+                       for x in at.error)
+    assert any(s.value.startswith("**Diffusion (DDPM): every mode.**") for s in at.success)
+    modes = vega_frames(at)[0]
+    assert set(modes["family"]) == {e.label for e in found} and set(modes["mode"]) == {*map(str, range(1, 9)), "off"}
+    assert np.allclose(modes.groupby("family")["share"].sum(), 1.0)
+    # interpolation: the same pairs in every panel; DDIM's path ends on data
+    paths = [t for t in interp["data"] if t.get("name", "").startswith("path")]
+    assert len(paths) == 6 * len(found)  # six pairs of endpoints per model
+    assert at.button(key="baselines.race_go").label == "Race" and "baselines.race" not in at.session_state
+
+
+def test_non_mixture_and_every_toy_table_matches_the_manifest():
+    for toy in compare.BASELINE_TOYS:
+        if len(shown(toy)) < 3:
+            continue
+        at = open_page({"data": toy, "n": "500"})
+        check_table(at, toy)
+        assert "Mode collapse" in [h.value for h in at.subheader]
+        if toy in MIXTURE_TOYS:  # a bar per mode and family, and a verdict per model
+            assert len(at.error) + len(at.warning) + len(at.success) >= len(shown(toy))
+        else:
+            assert any("is not a mixture" in c.value for c in at.caption)
+
+
+def test_mnist_renders_digits_histograms_and_interpolation():
+    found = need("mnist")
+    at = open_page({"data": "mnist", "steps": "5"})
+    check_table(at, "mnist")
+    specs = plotly_specs(at)
+    assert len(specs) == len(found) + 2  # real digits, one grid per model, the interpolation
+    interp = specs[-1]
+    rows = [a["text"] for a in interp["layout"]["annotations"] if a.get("xref") == "paper"]
+    assert "DDIM-5: x_T" in rows and "GAN: z" in rows and "VAE: z" in rows
+    assert any("DDIM-5, 5 NFE" in m.value for m in at.markdown)
+    hist = vega_frames(at)[0]
+    assert set(hist["mode"]) == {str(d) for d in range(10)}
+
+
+# --- the URL ---------------------------------------------------------------------------------------------------------
+
+
+def test_query_params_round_trip():
+    query = {"data": "two_moons", "n": "1000", "seed": "7", "race_toy": "spiral", "budget": "5", "r1": "1"}
+    at = open_page(query)
+    assert at.selectbox(key="baselines.data").value == "two_moons"
+    assert (at.slider(key="baselines.n").value, at.number_input(key="baselines.seed").value) == (1000, 7)
+    assert at.selectbox(key="baselines.race_toy").value == "spiral"
+    assert at.slider(key="baselines.budget").value == 5 and at.toggle(key="baselines.r1").value is True
+    assert {k: at.query_params[k] for k in query} == query
+    at.slider(key="baselines.n").set_value(1500).run()
+    assert ok(at).query_params["n"] == "1500"
+    at.selectbox(key="baselines.data").set_value("eight_gaussians").run()
+    assert "data" not in ok(at).query_params  # the default leaves the link
+
+
+def test_absurd_query_params_fall_back_to_defaults():
+    at = open_page({"data": "cifar10", "n": "1e9", "seed": "-3", "race_toy": "../../etc", "budget": "nan",
+                    "r1": "maybe", "steps": "7"})
+    assert at.selectbox(key="baselines.data").value == "eight_gaussians"
+    assert at.slider(key="baselines.n").value == 2000 and at.number_input(key="baselines.seed").value == 0
+    assert at.selectbox(key="baselines.race_toy").value == "above"
+    assert at.slider(key="baselines.budget").value == 15 and at.toggle(key="baselines.r1").value is False
+    at = open_page({"data": "mnist", "steps": "999"})
+    assert at.slider(key="baselines.steps").value == 10
+
+
+# --- the race --------------------------------------------------------------------------------------------------------
+
+
+def test_race_trains_all_three_with_a_tiny_budget():
+    at = open_page({"data": "two_moons", "n": "500", "budget": "1"})
+    at.button(key="baselines.race_go").click().run(timeout=180)
+    ok(at)
+    race = at.session_state[compare.RACE_KEY]
+    assert race.toy == "two_moons" and race.budget_s == 1.0 and not race.stopped
+    assert list(race.runs) == ["ddpm", "gan", "vae"]
+    for run in race.runs.values():
+        assert run.steps > 0 and len(run.losses) == run.steps and run.stop_reason in ("time", "steps")
+        assert run.seconds < 3 and len(run.snapshots) >= 3 and run.snapshots[0].step == 1
+        assert all(s.points.shape == (compare.SNAPSHOT_N, 2) and np.isfinite(s.points).all() for s in run.snapshots)
+        assert run.metrics is not None and run.metrics["n"] == 2000
+    assert run.model.config["training"]["time_budget_s"] == 1.0
+    assert race.runs["gan"].model.config["training"]["loss_d_curve"]
+    snaps = [s for s in plotly_specs(at) if len(s["layout"]["annotations"]) >= 3
+             and s["layout"]["annotations"][0]["text"] == "start"]
+    assert len(snaps) == 3  # one row of snapshots per family
+    result = at.dataframe[-1].value
+    assert list(result["family"]) == ["Diffusion (DDPM)", "GAN", "VAE"] and (result["SW / floor"] > 0).all()
+    curves = vega_frames(at)[-3:]
+    assert set(curves[1]["series"]) == {"L_D", "L_G"}
+
+
+@pytest.mark.parametrize("request_type", [StopException, RerunException])
+def test_a_click_stops_the_race_and_keeps_what_was_trained(request_type):
+    """The click arrives as StopException (fast reruns) or RerunException in the progress callback: the family in
+    training stops with its model so far, the later ones do not train, and the request is handed back."""
+    seen = []
+
+    def on_update(family, info, losses, snaps):
+        seen.append((family, info["step"]))
+        if family == "gan" and info["step"] >= 15:
+            raise request_type() if request_type is StopException else request_type(RerunData())
+
+    race, interrupt = compare.run_race("eight_gaussians", 0.5, seed=1, on_update=on_update, min_interval_s=0.0)
+    assert isinstance(interrupt, request_type) and race.stopped
+    assert list(race.runs) == ["ddpm", "gan"]
+    gan = race.runs["gan"]
+    assert gan.stop_reason == "callback" and gan.steps == 15 == len(gan.losses) and seen[-1] == ("gan", 15)
+    assert gan.snapshots[-1].step == 15 and gan.model is not None
+    x = gan.model.model.sample(10, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (10, 2) and torch.isfinite(x).all()
+    assert race.runs["ddpm"].stop_reason in ("time", "steps")
+
+
+def test_a_stopped_race_is_adopted_by_the_next_run():
+    race, _ = compare.run_race("two_moons", 0.3, seed=2, families=("ddpm", "gan"))
+    race.stopped = True
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state[compare.MAILBOX_KEY] = {"active": None, "done": race}
+    at.run()
+    at.switch_page("baselines.py").run()
+    ok(at)
+    assert at.session_state[compare.RACE_KEY].id == race.id
+    assert at.session_state[compare.MAILBOX_KEY]["done"] is None
+    text = " ".join(m.value for m in at.markdown)
+    assert "Stopped by a click" in text and "**VAE**: not trained" in text
+    assert list(at.dataframe[-1].value["family"]) == ["Diffusion (DDPM)", "GAN"]
+
+
+# --- helpers -----------------------------------------------------------------------------------------------------
+
+
+def test_helpers_slerp_curves_and_parameter_counts():
+    a, b = torch.randn(3, 2), torch.randn(3, 2)
+    path = compare.slerp(a, b, [0.0, 0.5, 1.0])
+    assert torch.allclose(path[0], a, atol=1e-5) and torch.allclose(path[-1], b, atol=1e-5)
+    assert compare.curves_frame({"training": {"steps_done": 5000}}) is None  # an old checkpoint: no curve
+    f = compare.curves_frame({"training": {"steps_done": 450, "loss_curve": [1.0] * 150, "loss_d_curve": [1.4] * 150,
+                                           "loss_g_curve": [0.7] * 150}})
+    assert set(f["series"]) == {"L_D", "L_G"} and f["step"].max() == 450
+    assert f[f["series"] == "L_G"]["step"].iloc[0] == 3
+    from core.models.gan import GAN
+    from core.models.vae import VAE
+    gan, vae = GAN(), VAE()
+    assert parameter_counts(gan) == (sum(p.numel() for p in gan.generator.parameters()),
+                                             sum(p.numel() for p in gan.parameters()))
+    assert parameter_counts(vae)[0] == sum(p.numel() for p in vae.decoder.parameters()) + 2
+    assert compare.short_hardware("AMD EPYC, 1 threads, torch 2.13.0+cpu") == "CPU, 1 thread"
+    assert compare.short_hardware("Intel Xeon, 16 threads, torch 2.11, NVIDIA H200") == "GPU (NVIDIA H200)"
+    assert json.dumps(compare.race_recipe("gan", 3, 0, 1.0)[1]["r1_gamma"]) == "1.0"
