@@ -148,7 +148,8 @@ def train(model: nn.Module, loss_fn: LossFn, next_batch: BatchFn, cfg: TrainConf
           state_path: str | Path | None = None, save_every: int = 0) -> TrainResult:
     """Minimise ``loss_fn(model, next_batch(step, g), g)`` for ``cfg.steps`` steps or ``cfg.time_budget_s``.
 
-    ``callback(info)`` runs after every step with ``step, steps, loss, lr, seconds, ema_model``; returning True
+    ``callback(info)`` runs after every step with ``step, steps, loss, lr, seconds, model`` (the weights being
+    trained) and ``ema_model``; returning True
     stops training (a cancel button). A non-finite loss or gradient stops training before the bad
     update is applied, so both returned models hold the last good weights.
 
@@ -213,7 +214,7 @@ def train(model: nn.Module, loss_fn: LossFn, next_batch: BatchFn, cfg: TrainConf
         result.steps = step + 1
         result.seconds = time.perf_counter() - start
         info = {"step": step + 1, "steps": cfg.steps, "loss": loss_value, "lr": lr,
-                "seconds": seconds_before + result.seconds, "ema_model": ema.model}
+                "seconds": seconds_before + result.seconds, "model": model, "ema_model": ema.model}
         if save_every and (step + 1) % save_every == 0:
             save()
         stop = rank == 0 and callback is not None and bool(callback(info))
