@@ -80,14 +80,14 @@ def train_ddpm_mnist(data: MNIST, schedule: Schedule, cfg: TrainConfig = DEFAULT
 
 
 def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Tensor:
-    """Random translations by up to ``max_shift`` pixels (the classic MNIST augmentation)."""
-    n = x.shape[0]
-    padded = F.pad(x, (max_shift,) * 4, value=-1.0)
-    dx, dy = (torch.randint(0, 2 * max_shift + 1, (2, n), generator=g, device=x.device)).unbind(0)
-    rows = (torch.arange(28, device=x.device)[None, :] + dy[:, None])  # (n, 28)
-    cols = (torch.arange(28, device=x.device)[None, :] + dx[:, None])
-    return padded[torch.arange(n, device=x.device)[:, None, None, None], torch.zeros(1, 1, 1, 1, dtype=torch.long,
-                  device=x.device), rows[:, None, :, None], cols[:, None, None, :]]
+    """Random translations by up to ``max_shift`` pixels (the classic MNIST augmentation), background-filled."""
+    n, size = x.shape[0], x.shape[-1]
+    padded = F.pad(x[:, 0], (max_shift,) * 4, value=-1.0)  # (n, size + 2m, size + 2m)
+    dx, dy = torch.randint(0, 2 * max_shift + 1, (2, n), generator=g, device=x.device).unbind(0)
+    offsets = torch.arange(size, device=x.device)
+    rows, cols = dy[:, None] + offsets, dx[:, None] + offsets  # (n, size) each: the window kept per image
+    picked = padded[torch.arange(n, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return picked[:, None]
 
 
 def train_classifier(data: MNIST, cfg: TrainConfig = DEFAULT_CLASSIFIER_TRAIN,
