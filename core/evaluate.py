@@ -10,10 +10,13 @@ the FID-MNIST of two disjoint real sets of the same size.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 
+from core.checkpoints import Pretrained
 from core.data.toy2d import MIXTURE_TOYS, mixture_spec, sample_toy
 from core.metrics import (class_histogram, data_floor, energy_distance, frechet_distance, mmd_rbf, mode_coverage,
                           sliced_wasserstein)
@@ -33,12 +36,12 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
     return total, total
 
 
-def one_pass(p) -> str:
+def one_pass(p: Pretrained) -> str:
     """How a family without a schedule samples, for the "sampler" field of its metrics."""
     return "one decoder pass" if p.config.get("family") == "vae" else "one generator pass"
 
 
-def sample_2d(p, n: int, seed: int = 0, method: str = "ddim", steps: int | None = 50, **options: Any) -> torch.Tensor:
+def sample_2d(p: Pretrained, n: int, seed: int = 0, method: str = "ddim", steps: int | None = 50, **options: Any) -> torch.Tensor:
     """n samples from a 2D checkpoint (diffusion families via ``sample``, others via ``model.sample``)."""
     g = torch.Generator().manual_seed(seed)
     if p.schedule is None:
@@ -48,7 +51,7 @@ def sample_2d(p, n: int, seed: int = 0, method: str = "ddim", steps: int | None 
                   keep_trajectory=False, **options).xs[-1]
 
 
-def evaluate_2d(p, n: int = 5000, seed: int = 0, method: str = "ddim", steps: int = 50,
+def evaluate_2d(p: Pretrained, n: int = 5000, seed: int = 0, method: str = "ddim", steps: int = 50,
                 repeats: int = 3) -> dict[str, Any]:
     """Sliced Wasserstein (and its floor), MMD, energy distance and mode coverage for a toy model."""
     toy = p.config.get("data", {}).get("name")
@@ -83,9 +86,10 @@ def evaluate_2d(p, n: int = 5000, seed: int = 0, method: str = "ddim", steps: in
 GUIDANCE_SCALES = (1.0, 2.0, 3.0, 5.0)
 
 
-def sample_images(p, n: int, label: int | torch.Tensor | None = None, guidance_scale: float = 1.0,
+def sample_images(p: Pretrained, n: int, label: int | torch.Tensor | None = None, guidance_scale: float = 1.0,
                   seed: int = 0, method: str = "ddim", steps: int | None = 50, batch: int = 500,
-                  device: str = "cpu", callback=None, **options: Any) -> torch.Tensor:
+                  device: str = "cpu", callback: Callable[[int, int], Any] | None = None,
+                  **options: Any) -> torch.Tensor:
     """n images (n, 1, 28, 28) in [-1, 1] from an image checkpoint, in batches; ``label`` None = unconditional.
 
     Image families without a schedule (GAN, VAE) use ``model.sample``. ``callback(done, n)`` reports progress.
@@ -111,7 +115,7 @@ def sample_images(p, n: int, label: int | torch.Tensor | None = None, guidance_s
 
 
 @torch.no_grad()
-def classify(classifier, images: torch.Tensor, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+def classify(classifier: nn.Module, images: torch.Tensor, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted labels, features) of images under the project's classifier."""
     classifier.eval()
     preds, feats = [], []
@@ -122,8 +126,9 @@ def classify(classifier, images: torch.Tensor, batch: int = 1000) -> tuple[torch
     return torch.cat(preds), torch.cat(feats)
 
 
-def evaluate_mnist(p, classifier, n: int = 1000, scales: tuple[float, ...] = GUIDANCE_SCALES, seed: int = 0,
-                   method: str = "ddim", steps: int = 50, device: str = "cpu", progress=None) -> dict[str, Any]:
+def evaluate_mnist(p: Pretrained, classifier: nn.Module, n: int = 1000, scales: tuple[float, ...] = GUIDANCE_SCALES,
+                   seed: int = 0, method: str = "ddim", steps: int = 50, device: str = "cpu",
+                   progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Classifier accuracy on the requested digit per guidance scale (n balanced samples each), FID-MNIST
     per scale and of n unconditional samples, their class histogram, and the real-vs-real FID-MNIST."""
     from core.data.mnist import load_mnist

@@ -69,6 +69,7 @@ def train_ddpm_mnist(data: MNIST, schedule: Schedule, cfg: TrainConfig = DEFAULT
     result = train(model, loss_fn, next_batch, cfg, callback=callback, state_path=state_path, save_every=save_every)
     config = {
         "family": "ddpm",
+        # checkpointing only matters in training: the shipped model samples without it
         "model": {"type": "unet", **unet.to_dict(), "gradient_checkpointing": False},
         "schedule": schedule.to_config(),
         "objective": "L_simple (eps-prediction loss, Ho et al. 2020 eq. 14) with label dropout for CFG",
