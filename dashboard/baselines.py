@@ -1,7 +1,8 @@
 """Diffusion vs GAN vs VAE: the three families on the same data with the same metrics. Samples side by side, the
 recorded evaluation (python -m core evaluate) with sampling cost, NFE, training time and parameter counts, the
 GAN's mode collapse on the mixtures, training curves, interpolation in latent space beside DDIM interpolation
-between two x_T, and a live race that trains all three in the browser with the same time budget."""
+between two x_T, and a live race that trains all three in the browser with the same time budget. Behind every 2D
+GAN panel, the discriminator's D(x) as a faint heat map, as GAN Lab (Kahng et al. 2018) draws it."""
 
 import altair as alt
 import numpy as np
@@ -25,7 +26,7 @@ N_DIGITS = 20  # per family in the MNIST sample grids
 N_PAIRS, N_PATH = 6, 33  # 2D interpolation: pairs of endpoints, points along each path
 N_INTERP_DIGITS = 9  # MNIST interpolation: images per row
 LIM = 2.5  # 2D plots: every baseline toy lies within +-2.2 (standardised units)
-RACE_LIM = 3.0  # the race may run on any toy (pinwheel reaches 2.9)
+RACE_LIM = compare.RACE_LIM  # the race may run on any toy (pinwheel reaches 2.9)
 OFF_MODE_OK = 0.05  # a mixture verdict: more samples than this off every mode counts as blur
 PAIR_COLORS = ["#f97316", "#16a34a", "#9333ea", "#0284c7", "#e11d48", "#ca8a04"]
 ABOVE = "above"  # the race's toy option: the data set chosen at the top
@@ -97,6 +98,12 @@ def samples_2d(name: str, n: int, seed: int) -> np.ndarray:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
+def d_map_2d(name: str) -> np.ndarray:
+    """The pretrained GAN's D(x) on the grid of the samples' square (compare.discriminator_map)."""
+    return compare.discriminator_map(pretrained(name).model.discriminator, LIM)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
 def digits(name: str, n: int, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """n unconditional digits (uint8) and the project classifier's reading of each (core.evaluate)."""
     x = sample_images(pretrained(name), n, label=None, seed=seed, method="ddim", steps=steps or None)
@@ -141,7 +148,9 @@ else:
             cov = compare.coverage(samples[e.name], dataset)
             title = f"{e.label} · {cov.covered}/{cov.n_modes} modes"
         panels.append(plots.Panel(title, samples[e.name], color=e.color, overlay=data_overlay[:1000]))
-    plots.show(plots.scatter_panels(panels, lim=LIM, height=330, marker_size=2.5), key="baselines.samples")
+    fig = plots.scatter_panels(panels, lim=LIM, height=330, marker_size=2.5)
+    gan_maps = {i: d_map_2d(e.name) for i, e in enumerate(found, start=2) if e.kind.startswith("gan")}
+    plots.show(compare.with_d_maps(fig, gan_maps, LIM), key="baselines.samples")
     outside = {e.label: float((np.abs(samples[e.name]) > LIM).any(axis=1).mean()) for e in found}
     outside_text = "; ".join(f"{k}: {v:.1%}" for k, v in outside.items() if v >= 0.005)
     st.caption(f"{n:,} samples per model from seed {seed}: the diffusion model with DDIM-{compare.DDIM_STEPS} "
@@ -149,7 +158,9 @@ else:
                "1,000 points of fresh data."
                + (" Mode counts: samples within 3 σ of a component's mean, a mode counting as covered with at least "
                   "a fifth of its fair share (core.metrics.mode_coverage)." if dataset in MIXTURE_TOYS else "")
-               + (f" Samples outside the plotted square: {outside_text}." if outside_text else ""))
+               + (f" Samples outside the plotted square: {outside_text}." if outside_text else "")
+               + (" " + compare.D_MAP_CAPTION.replace("the GAN panels", "the GAN panels (the checkpoint's "
+                                                       "discriminator)") if gan_maps else ""))
 
 # --- the table ------------------------------------------------------------------------------------------------------
 
@@ -428,6 +439,21 @@ def snapshot_panel(family: str, snap: compare.RaceSnapshot, overlay: np.ndarray,
                        color=compare.KIND_COLORS[family], overlay=overlay)
 
 
+def snapshots_figure(family: str, snaps: list[compare.RaceSnapshot], overlay: np.ndarray, titles: list[str | None],
+                     height: int, marker_size: float):
+    """Snapshots side by side; the GAN's over its discriminator's map at each snapshot's step."""
+    fig = plots.scatter_panels([snapshot_panel(family, s, overlay, t) for s, t in zip(snaps, titles)],
+                               lim=RACE_LIM, height=height, marker_size=marker_size)
+    return compare.with_d_maps(fig, {i: getattr(s, "d_map", None) for i, s in enumerate(snaps, start=1)}, RACE_LIM)
+
+
+RACE_LOSS_TITLES = {**Y_TITLES, "gan": "L_D and L_G (nats)"}
+RACE_D_MAP_CAPTION = compare.D_MAP_CAPTION.replace(
+    "Background of the GAN panels", "Behind the GAN's snapshots") + (
+    " Each map is the discriminator being trained at that step (its raw weights), the points the generator's "
+    "moving average: watch the map chase the points.")
+
+
 if go_race:
     overlay = toy_points(race_toy, compare.SNAPSHOT_N, seed + 1)  # before training: a stopped run may not call st
     view = st.empty()
@@ -441,26 +467,30 @@ if go_race:
             with col:
                 st.markdown(f"**{compare.RACE_LABELS[fam]}**")
                 slots[fam] = (st.progress(0.0, text="waiting"), st.empty(), st.empty())
+                if fam == "gan":
+                    st.caption("Background: D(x), green real, purple fake, white undecided (½).")
     shown = {"updates": 0, "snaps": {}, "chart_at": {}}
 
     def on_update(family, info, losses, snaps):
         shown["updates"] += 1
         bar, snap_slot, loss_slot = slots[family]
         frac = min(1.0, max(info["step"] / info["steps"], info["seconds"] / budget))
-        bar.progress(frac, text=f"step {info['step']:,} · {info['seconds']:.1f} of {budget} s · loss "
-                                f"{info['loss']:.3f}")
+        players = info.get("players")
+        loss_text = (f"L_D {players['L_D'][-1]:.3f} · L_G {players['L_G'][-1]:.3f}" if players
+                     else f"loss {info['loss']:.3f}")
+        bar.progress(frac, text=f"step {info['step']:,} · {info['seconds']:.1f} of {budget} s · {loss_text}")
         status.markdown(f"Training the **{compare.RACE_LABELS[family]}** on *{toy_label(race_toy)}* (any click stops "
                         "the race and keeps the models so far)")
         if len(snaps) > shown["snaps"].get(family, 0):
             shown["snaps"][family] = len(snaps)
-            fig = plots.scatter_panels([snapshot_panel(family, snaps[-1], overlay)], lim=RACE_LIM, height=300,
-                                       marker_size=2.5)
+            fig = snapshots_figure(family, snaps[-1:], overlay, [None], height=300, marker_size=2.5)
             snap_slot.plotly_chart(fig, config=plots.PLOTLY_CONFIG, width="stretch",
                                    key=f"baselines.live_snap.{shown['updates']}")
         if info["seconds"] - shown["chart_at"].get(family, -9) >= 1.0:
             shown["chart_at"][family] = info["seconds"]
-            chart = plots.line_chart(compare.live_losses_frame(losses), "step", "value", "series",
-                                     x_title="step", y_title="loss", colors=compare.CURVE_COLORS, height=180)
+            chart = plots.line_chart(compare.race_losses_frame(losses, players), "step", "value", "series",
+                                     x_title="step", y_title=RACE_LOSS_TITLES[family] if players else "loss",
+                                     colors=compare.CURVE_COLORS, height=180)
             loss_slot.altair_chart(chart, width="stretch", key=f"baselines.live_loss.{shown['updates']}")
 
     box = compare.mailbox()
@@ -498,19 +528,21 @@ else:
         st.markdown(f"**{run.label}**: {run.message or 'no step'}, {run.seconds:.1f} s "
                     f"({run.steps / max(run.seconds, 1e-9):,.0f} steps/s; recipe: {run.steps_planned:,} steps)")
         if run.snapshots:
-            shots = [snapshot_panel(fam, s, overlay, "start" if i == 0 else None)
-                     for i, s in enumerate(run.snapshots)]
-            plots.show(plots.scatter_panels(shots, lim=RACE_LIM, height=210, marker_size=2),
+            titles = ["start" if i == 0 else None for i in range(len(run.snapshots))]
+            plots.show(snapshots_figure(fam, run.snapshots, overlay, titles, height=210, marker_size=2),
                        key=f"baselines.race_snaps.{fam}")
+            if any(getattr(s, "d_map", None) is not None for s in run.snapshots):
+                st.caption(RACE_D_MAP_CAPTION)
     done = [r for r in race.runs.values() if r.model is not None]
     if done:
         lc = st.columns(len(done))
         for col, r in zip(lc, done):
             with col:
-                frame = compare.curves_frame(r.model.config) if r.family == "gan" else None
-                frame = frame if frame is not None else compare.live_losses_frame(r.losses)
+                players = getattr(r, "players", None)  # a race kept from before the players were recorded: none
+                frame = (compare.curves_frame(r.model.config) if r.family == "gan" and not players else None)
+                frame = frame if frame is not None else compare.race_losses_frame(r.losses, players)
                 st.altair_chart(plots.line_chart(frame, "step", "value", "series", x_title="training step",
-                                                 y_title=Y_TITLES[r.family], log_y=r.family == "ddpm",
+                                                 y_title=RACE_LOSS_TITLES[r.family], log_y=r.family == "ddpm",
                                                  colors=compare.CURVE_COLORS, height=200, title=r.label),
                                 width="stretch", key=f"baselines.race_loss.{r.family}")
         with st.spinner("Evaluating the raced models (2,000 samples each)..."):

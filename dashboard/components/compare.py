@@ -1,7 +1,9 @@
 """Helpers of the Diffusion vs GAN vs VAE page (dashboard/baselines.py): which pretrained models each data set has,
-their recorded metrics as one table, the sampling benchmark, parameter counts, interpolation paths, and the live
-race: the three families trained one after another with the same time budget, with snapshots from fixed noise as
-they learn and a stop that keeps what was trained.
+their recorded metrics as one table, the sampling benchmark, parameter counts, interpolation paths, the GAN
+discriminator's D(x) as a heat map behind its samples (as GAN Lab draws it), and the live race: the three families
+trained one after another with the same time budget, with snapshots from fixed noise as they learn (the GAN's with
+its discriminator's map at that moment), the GAN's two players' losses apart, and a stop that keeps what was
+trained.
 
 Stopping follows dashboard/components/live.py: a click during training raises Streamlit's StopException (or
 RerunException) in our progress callback; the race stops there, puts what it has into a plain dict kept in
@@ -237,6 +239,22 @@ def live_losses_frame(losses: list[float]) -> pd.DataFrame:
                       pd.DataFrame({"step": xs, "value": vs, "series": "moving average"})], ignore_index=True)
 
 
+CURVE_POINTS = 200  # core.training.loss_curve's windows: the recorded GAN curves have this many points
+
+
+def race_losses_frame(losses: list[float], players: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    """The race's loss chart, live and after training: with ``players`` (the GAN's per-step L_D and L_G), each
+    player's loss in at most CURVE_POINTS window means, as the recorded curves of the checkpoints (curves_frame);
+    otherwise the one loss with its moving average (live_losses_frame)."""
+    if not players or not all(players.values()):
+        return live_losses_frame(losses)
+    frames = []
+    for name, values in players.items():
+        x, v = live.downsample(values, CURVE_POINTS)
+        frames.append(pd.DataFrame({"step": x, "value": v, "series": name}))
+    return pd.concat(frames, ignore_index=True)
+
+
 # --- mode coverage ---------------------------------------------------------------------------------------------------
 
 
@@ -297,11 +315,55 @@ def add_traces(fig: go.Figure, traces: list[dict]) -> go.Figure:
     return fig
 
 
+# --- the GAN discriminator's map ---------------------------------------------------------------------------------
+
+D_MAP_N = 40  # grid points per side: 1,600 discriminator evaluations, well under a millisecond for the 2D MLP
+# diverging around D = 1/2, purple (fake) - white (undecided) - green (real), GAN Lab's colours; faint, under the points
+D_MAP_COLORSCALE = [[0.0, "#762a83"], [0.25, "#c2a5cf"], [0.5, "#f7f7f7"], [0.75, "#a6dba0"], [1.0, "#1b7837"]]
+D_MAP_OPACITY = 0.5
+D_MAP_CAPTION = ("Background of the GAN panels: the discriminator's D(x) = sigmoid(logit) at every point, green where "
+                 "it calls x real (D → 1), purple where it calls x fake (D → 0), white where it cannot tell (D = ½, "
+                 "the equilibrium); the generator moves its points towards green. GAN Lab (Kahng et al. 2018) draws "
+                 "the same.")
+
+
+@torch.no_grad()
+def discriminator_map(discriminator: torch.nn.Module, lim: float, n: int = D_MAP_N) -> np.ndarray:
+    """D(x) = sigmoid(D's logit) on an n x n grid over [-lim, lim]^2: (n, n) float32, z[iy, ix] (Plotly's heatmap
+    order). The weights and their mode are left as they are, so this can run inside a training callback."""
+    p = next(discriminator.parameters())
+    xs = torch.linspace(-lim, lim, n, device=p.device, dtype=p.dtype)
+    gy, gx = torch.meshgrid(xs, xs, indexing="ij")
+    logits = discriminator(torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1))
+    return torch.sigmoid(logits.float()).reshape(n, n).cpu().numpy()
+
+
+def d_map_dict(d_map: np.ndarray, lim: float, axis: int = 1) -> dict:
+    """A discriminator map (n, n) as a faint Plotly heatmap trace (a plain dict) on subplot ``axis`` (1-based),
+    colours fixed to D in [0, 1] so that white is always D = 1/2."""
+    sx = "" if axis == 1 else str(axis)
+    xs = np.linspace(-lim, lim, d_map.shape[1], dtype=np.float32)
+    ys = np.linspace(-lim, lim, d_map.shape[0], dtype=np.float32)
+    return dict(type="heatmap", x=xs, y=ys, z=np.asarray(d_map, dtype=np.float32), zmin=0.0, zmax=1.0,
+                colorscale=D_MAP_COLORSCALE, opacity=D_MAP_OPACITY, zsmooth="best", showscale=False,
+                name="D(x)", hovertemplate="D(x) = %{z:.2f}<extra></extra>", xaxis=f"x{sx}", yaxis=f"y{sx}")
+
+
+def with_d_maps(fig: go.Figure, maps: dict[int, np.ndarray | None], lim: float) -> go.Figure:
+    """``fig`` with a discriminator map under every other trace of the subplots given (1-based: map)."""
+    heat = [go.Heatmap(d_map_dict(m, lim, axis)) for axis, m in maps.items() if m is not None]
+    if heat:
+        fig.add_traces(heat)
+        fig.data = fig.data[-len(heat):] + fig.data[:-len(heat)]  # drawn first: below the data and the samples
+    return fig
+
+
 # --- the race ------------------------------------------------------------------------------------------------------
 
 RACE_FAMILIES = ("ddpm", "gan", "vae")
 RACE_LABELS = {"ddpm": "Diffusion (DDPM)", "gan": "GAN", "vae": "VAE"}
 SNAPSHOT_N = 500
+RACE_LIM = 3.0  # the race's plotted square and the GAN discriminator's map: any toy (pinwheel reaches 2.9)
 N_MARKS = 6  # snapshots at 1/6, 2/6, ... of the budget (and one after the first step)
 R1_GAMMA = 1.0  # the weight of the shipped gan-r1 models
 RACE_KEY = "baselines.race"  # st.session_state: the last adopted Race
@@ -313,6 +375,7 @@ class RaceSnapshot:
     step: int
     seconds: float
     points: np.ndarray  # (n, 2): the EMA model's samples from the race's fixed noise
+    d_map: np.ndarray | None = None  # GAN: D(x) of the weights being trained at that step (discriminator_map)
 
 
 @dataclass
@@ -327,6 +390,7 @@ class FamilyRun:
     message: str
     model: Pretrained | None  # the EMA model with its config (None when not a single step was taken)
     metrics: dict | None = None  # evaluate_2d, filled in by the page after the race
+    players: dict[str, list[float]] = field(default_factory=dict)  # GAN: per-step {"L_D": [...], "L_G": [...]}
 
     @property
     def label(self) -> str:
@@ -361,12 +425,14 @@ OnUpdate = Callable[[str, dict[str, Any], list[float], list[RaceSnapshot]], None
 
 def train_family(family: str, toy: str, budget_s: float, seed: int = 0, r1_gamma: float = 0.0,
                  on_update: OnUpdate | None = None, snapshot_n: int = SNAPSHOT_N, n_marks: int = N_MARKS,
-                 min_interval_s: float = 0.3) -> tuple[FamilyRun, BaseException | None]:
+                 min_interval_s: float = 0.3, map_lim: float = RACE_LIM) -> tuple[FamilyRun, BaseException | None]:
     """Train one family on a toy for at most ``budget_s`` seconds. Snapshots (the EMA model's samples from the
     same noise every time: x_T for DDIM-20, z for the GAN's generator and the VAE's decoder) after the first step
-    and at each k / n_marks of the budget; ``on_update(family, info, losses, snapshots)`` at most every
-    ``min_interval_s`` and at each snapshot. A Streamlit rerun or stop raised by on_update stops training; it is
-    returned for the caller to re-raise."""
+    and at each k / n_marks of the budget; the GAN's also keep the map of its discriminator (the weights being
+    trained, ``info["model"]``) over [-map_lim, map_lim]^2. ``on_update(family, info, losses, snapshots)`` at most
+    every ``min_interval_s`` and at each snapshot; for the GAN, ``info["players"]`` holds the per-step L_D and L_G
+    so far (``model.last_losses``). A Streamlit rerun or stop raised by on_update stops training; it is returned
+    for the caller to re-raise."""
     g = torch.Generator().manual_seed(seed + 12345)
     noise = torch.randn(snapshot_n, 2, generator=g)  # x_T (DDPM) or z (GAN, VAE)
     decoder_noise = torch.randn(snapshot_n, 2, generator=g)  # the VAE's output noise, fixed too
@@ -375,6 +441,7 @@ def train_family(family: str, toy: str, budget_s: float, seed: int = 0, r1_gamma
     marks = [budget_s * k / n_marks for k in range(1, n_marks + 1)]
     losses: list[float] = []
     snaps: list[RaceSnapshot] = []
+    players: dict[str, list[float]] = {"L_D": [], "L_G": []} if family == "gan" else {}
     state: dict[str, Any] = {"last": 0.0, "mark": 0, "interrupt": None}
 
     @torch.no_grad()
@@ -386,20 +453,27 @@ def train_family(family: str, toy: str, budget_s: float, seed: int = 0, r1_gamma
             x = x + model.log_sigma.exp() * decoder_noise
         return x.numpy()
 
+    def d_map(model: torch.nn.Module) -> np.ndarray | None:
+        return discriminator_map(model.discriminator, map_lim) if family == "gan" else None
+
     def callback(info: dict[str, Any]) -> bool:
         losses.append(info["loss"])
+        if players:
+            loss_d, loss_g = info["model"].last_losses
+            players["L_D"].append(loss_d)
+            players["L_G"].append(loss_g)
         step, seconds = info["step"], info["seconds"]
         snap = step == 1 or step == info["steps"]
         while state["mark"] < len(marks) and seconds >= marks[state["mark"]]:
             state["mark"] += 1
             snap = True
         if snap:
-            snaps.append(RaceSnapshot(step, seconds, draw(info["ema_model"])))
+            snaps.append(RaceSnapshot(step, seconds, draw(info["ema_model"]), d_map(info["model"])))
         now = time.perf_counter()
         if on_update is not None and (snap or now - state["last"] >= min_interval_s):
             state["last"] = now
             try:
-                on_update(family, info, losses, snaps)
+                on_update(family, {**info, "players": players} if players else info, losses, snaps)
             except (RerunException, StopException) as request:  # a click: stop here, keep what was trained
                 state["interrupt"] = request
                 return True
@@ -414,10 +488,10 @@ def train_family(family: str, toy: str, budget_s: float, seed: int = 0, r1_gamma
     if result.steps:
         ema = result.ema_model.eval().requires_grad_(False)
         if not snaps or snaps[-1].step != result.steps:
-            snaps.append(RaceSnapshot(result.steps, result.seconds, draw(ema)))
+            snaps.append(RaceSnapshot(result.steps, result.seconds, draw(ema), d_map(result.model)))
         model = Pretrained(model=ema, schedule=schedule, config=config, name=f"race-{family}-{toy}")
     run = FamilyRun(family, losses, snaps, result.steps, cfg.steps, result.seconds, result.stop_reason,
-                    result.message, model)
+                    result.message, model, players=players)
     return run, state["interrupt"]
 
 

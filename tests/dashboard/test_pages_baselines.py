@@ -1,11 +1,14 @@
 """AppTest checks of the Diffusion vs GAN vs VAE page: it renders from the pretrained models for a 2D mixture, a
 2D non-mixture and MNIST; its tables show exactly the numbers `python -m core evaluate` recorded in the manifest
 (and the benchmark file's sampling times); the mixtures get a mode-collapse section; the live race trains all three
-families with a tiny budget, and a click that stops it keeps what was trained; the URL holds its state and absurd
-values fall back. Run: python -m pytest tests/dashboard/test_pages_baselines.py -q"""
+families with a tiny budget, and a click that stops it keeps what was trained; the GAN panels (pretrained and raced)
+draw the discriminator's D(x) under the points, the race's map changing from snapshot to snapshot, and the race plots
+the GAN's two players' losses apart, live and after; the URL holds its state and absurd values fall back.
+Run: python -m pytest tests/dashboard/test_pages_baselines.py -q"""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -51,6 +54,30 @@ def need(dataset: str) -> list[compare.Entry]:
     if len({e.kind.split("-")[0] for e in found}) < 3:
         pytest.skip(f"the three families of {dataset} are not all in pretrained/ yet")
     return found
+
+
+def array(v) -> np.ndarray:
+    """A Plotly spec's array: a plain list, or a typed array {"dtype", "bdata", "shape"} (Plotly >= 6)."""
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return a.reshape([int(k) for k in str(v["shape"]).split(",")]) if "shape" in v else a
+    return np.asarray(v, dtype=float)
+
+
+def d_maps(spec: dict) -> dict[str, np.ndarray]:
+    """The discriminator heat maps of a figure spec by subplot ("x", "x2", ...), after checking each lies under
+    every trace of its subplot, within [0, 1], on a fixed 0..1 colour range."""
+    out = {}
+    for i, t in enumerate(spec["data"]):
+        if t["type"] not in ("heatmap", "contour"):
+            continue
+        z = array(t["z"])
+        assert z.ndim == 2 and np.isfinite(z).all() and z.min() >= 0 and z.max() <= 1
+        assert (t["zmin"], t["zmax"]) == (0, 1) and t["opacity"] <= 0.6  # faint, 1/2 always the same colour
+        axis = t.get("xaxis", "x")
+        assert all(u.get("xaxis", "x") != axis for u in spec["data"][:i])  # drawn first on its subplot
+        out[axis] = z
+    return out
 
 
 def check_table(at: AppTest, dataset: str) -> None:
@@ -120,6 +147,12 @@ def test_mixture_renders_samples_table_collapse_curves_and_interpolation():
     assert all(samples["layout"][f"yaxis{'' if i == 1 else i}"]["scaleanchor"] == f"x{'' if i == 1 else i}"
                for i in range(1, len(titles) + 1))  # equal axes in every panel
     assert any(t.startswith("GAN · ") and t.endswith("/8 modes") for t in titles)
+    # the pretrained GAN panels (GAN, GAN + R1) show their discriminator's map, the others none
+    maps = d_maps(samples)
+    gan_axes = {f"x{i}" for i, e in enumerate(found, start=2) if e.kind.startswith("gan")}
+    assert set(maps) == gan_axes and maps["x3"].shape == (compare.D_MAP_N, compare.D_MAP_N)
+    assert maps["x3"].max() - maps["x3"].min() > 0.2  # it tells real from fake somewhere
+    assert any("GAN Lab" in c.value and "D(x)" in c.value for c in at.caption)
     # the collapse shows: every recorded GAN that misses modes gets a red box with its numbers, DDPM a green one
     for e in found:
         m = metrics(e.name)
@@ -194,8 +227,24 @@ def test_absurd_query_params_fall_back_to_defaults():
 # --- the race --------------------------------------------------------------------------------------------------------
 
 
-def test_race_trains_all_three_with_a_tiny_budget():
+def test_race_trains_all_three_with_a_tiny_budget(monkeypatch):
+    live = {"losses": [], "maps": []}  # what the page draws while training (gone from the page once it is done)
+
+    def losses_frame(losses, players=None, _real=compare.race_losses_frame):
+        frame = _real(losses, players)
+        live["losses"].append((len(losses), frame))
+        return frame
+
+    def with_d_maps(fig, maps, lim, _real=compare.with_d_maps):
+        fig = _real(fig, maps, lim)
+        live["maps"].append(json.loads(fig.to_json()))
+        return fig
+
+    monkeypatch.setattr(compare, "race_losses_frame", losses_frame)
+    monkeypatch.setattr(compare, "with_d_maps", with_d_maps)
     at = open_page({"data": "two_moons", "n": "500", "budget": "1"})
+    live["losses"].clear()  # the opening run drew the pretrained panels
+    live["maps"].clear()
     at.button(key="baselines.race_go").click().run(timeout=180)
     ok(at)
     race = at.session_state[compare.RACE_KEY]
@@ -215,6 +264,33 @@ def test_race_trains_all_three_with_a_tiny_budget():
     assert list(result["family"]) == ["Diffusion (DDPM)", "GAN", "VAE"] and (result["SW / floor"] > 0).all()
     curves = vega_frames(at)[-3:]
     assert set(curves[1]["series"]) == {"L_D", "L_G"}
+    assert set(curves[0]["series"]) == set(curves[2]["series"]) == {"per step", "moving average"}
+
+    # the GAN's snapshots sit on its discriminator's map at that step, and the map moves as D trains
+    gan = race.runs["gan"]
+    assert len(gan.players["L_D"]) == len(gan.players["L_G"]) == gan.steps
+    assert np.allclose(np.add(gan.players["L_D"], gan.players["L_G"]), gan.losses, atol=1e-4)
+    assert all(s.d_map.shape == (compare.D_MAP_N, compare.D_MAP_N) for s in gan.snapshots)
+    assert all(s.d_map is None for f in ("ddpm", "vae") for s in race.runs[f].snapshots)
+    maps = d_maps(snaps[1])
+    assert list(maps) == ["x" if i == 1 else f"x{i}" for i in range(1, len(gan.snapshots) + 1)]
+    assert not d_maps(snaps[0]) and not d_maps(snaps[2])
+    shown_maps = list(maps.values())
+    assert all(np.allclose(m, s.d_map, atol=1e-6) for m, s in zip(shown_maps, gan.snapshots))
+    assert all(np.abs(a - b).max() > 1e-3 for a, b in zip(shown_maps, shown_maps[1:]))
+    assert all(snaps[1]["layout"][f"yaxis{'' if i == 1 else i}"]["scaleanchor"] == f"x{'' if i == 1 else i}"
+               for i in range(1, len(shown_maps) + 1))  # still equal axes
+    assert any("GAN Lab" in c.value and "chase" in c.value for c in at.caption)
+
+    # live: one-panel GAN snapshots over the map of their moment, and L_D, L_G apart while the GAN trains
+    live_snaps = [s for s in live["maps"] if len(s["layout"]["annotations"]) == 1]
+    live_gan = [d_maps(s) for s in live_snaps if d_maps(s)]
+    assert len(live_gan) >= 2 and all(list(m) == ["x"] for m in live_gan)
+    assert np.abs(live_gan[0]["x"] - live_gan[-1]["x"]).max() > 1e-3
+    assert len(live_snaps) > len(live_gan)  # the diffusion model's and the VAE's: no map
+    player_frames = [(n, f) for n, f in live["losses"] if set(f["series"]) == {"L_D", "L_G"}]
+    assert any(n < gan.steps for n, _ in player_frames)  # drawn during training, not only after it
+    assert all(len(f[f["series"] == "L_D"]) == len(f[f["series"] == "L_G"]) for _, f in player_frames)
 
 
 @pytest.mark.parametrize("request_type", [StopException, RerunException])
@@ -225,6 +301,12 @@ def test_a_click_stops_the_race_and_keeps_what_was_trained(request_type):
 
     def on_update(family, info, losses, snaps):
         seen.append((family, info["step"]))
+        if family == "gan":  # the two players' losses so far, one each per step, beside their sum
+            players = info["players"]
+            assert len(players["L_D"]) == len(players["L_G"]) == info["step"] == len(losses)
+            assert abs(players["L_D"][-1] + players["L_G"][-1] - info["loss"]) < 1e-4
+        else:
+            assert "players" not in info
         if family == "gan" and info["step"] >= 15:
             raise request_type() if request_type is StopException else request_type(RerunData())
 
