@@ -10,6 +10,7 @@ simultaneous gradient descent on the two players' losses (Mescheder et al. 2017 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -70,11 +71,14 @@ class _DCDiscriminator(nn.Module):
 
 
 class GAN(nn.Module):
-    """Generator G(z), z ~ N(0, I), and discriminator D(x) (a logit: real vs generated)."""
+    """Generator G(z), z ~ N(0, I), and discriminator D(x) (a logit: real vs generated).
+
+    ``last_losses`` holds (L_D, L_G) of the latest ``loss`` call, for per-player training curves."""
 
     def __init__(self, config: GANConfig = GANConfig()):
         super().__init__()
         self.config = c = config
+        self.last_losses: tuple[float, float] = (math.nan, math.nan)
         if c.kind == "mlp":
             self.generator = _mlp(c.latent_dim, c.width, c.depth, c.data_dim, nn.ReLU)
             self.discriminator = _mlp(c.data_dim, c.width, c.depth, 1, lambda: nn.LeakyReLU(0.2))
