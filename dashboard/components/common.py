@@ -199,17 +199,23 @@ def _fmt_number(v: int | float) -> str:
     return str(v) if isinstance(v, int) else f"{v:.10g}"
 
 
+def parse_finite(x: Any) -> float | None:
+    """A finite number from a URL string or a stored value, or None (booleans, text, nan and inf included)."""
+    if isinstance(x, bool):
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return v if math.isfinite(v) else None
+
+
 def _number_coercer(lo: float, hi: float, step: float | None, integer: bool) -> Callable[[Any, bool], Any]:
     """Parse a number from a URL string or a stored value; out of range: clamp (stored) or reject (URL)."""
 
     def coerce(x: Any, clamp: bool) -> int | float | None:
-        if isinstance(x, bool):
-            return None
-        try:
-            v = float(x)
-        except (TypeError, ValueError, OverflowError):
-            return None
-        if not math.isfinite(v):
+        v = parse_finite(x)
+        if v is None:
             return None
         if v < lo or v > hi:
             if not clamp:

@@ -28,7 +28,7 @@ from core.data.toy2d import sample_toy
 from core.metrics import data_floor, sliced_wasserstein
 from core.samplers import METHODS, sample
 from dashboard.components import plots
-from dashboard.components.common import ROOT, UrlWidgets, gaussian_noise
+from dashboard.components.common import ROOT, UrlWidgets, gaussian_noise, parse_finite
 from dashboard.components.models import ModelChoice, resolve
 
 BENCHMARK_JSON = ROOT / "benchmarks" / "results" / "samplers.json"
@@ -159,13 +159,8 @@ class SamplingWidgets(UrlWidgets):
         options = [int(o) for o in options]
 
         def coerce(x: Any, clamp: bool) -> int | None:
-            if isinstance(x, bool):
-                return None
-            try:
-                v = float(x)
-            except (TypeError, ValueError, OverflowError):
-                return None
-            if not math.isfinite(v):
+            v = parse_finite(x)
+            if v is None:
                 return None
             if v in options:
                 return int(v)

@@ -51,8 +51,7 @@ def shown(dataset: str) -> list[compare.Entry]:
 
 def need(dataset: str) -> list[compare.Entry]:
     found = shown(dataset)
-    if len({e.kind.split("-")[0] for e in found}) < 3:
-        pytest.skip(f"the three families of {dataset} are not all in pretrained/ yet")
+    assert len({e.kind.split("-")[0] for e in found}) == 3, f"the three families of {dataset} must be shipped"
     return found
 
 
