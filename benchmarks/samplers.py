@@ -27,7 +27,7 @@ from core.analytic import toy_mixture
 from core.checkpoints import git_revision, hardware_description, load_pretrained
 from core.data.toy2d import MIXTURE_TOYS, TOY_NAMES, sample_toy
 from core.metrics import data_floor, sliced_wasserstein
-from core.samplers import METHODS, sample
+from core.samplers import METHODS, sample, steps_for_nfe
 
 DEFAULT_NFE = (5, 10, 20, 50, 100, 250, 1000)
 KINDS = ("learned", "exact")
@@ -36,23 +36,6 @@ DDPM_STEPS = 1000
 DPM_TARGET = 1.5
 OVERHEAD_N, OVERHEAD_STEPS, OVERHEAD_REPEATS, OVERHEAD_TARGET = 10_000, 50, 5, 1.2
 QUICK = {"toys": "eight_gaussians,two_moons", "nfe": "10,50,250", "n": 2000, "repeats": 2, "xt_seeds": 1}
-
-
-def steps_for_nfe(method: str, nfe: int, T: int, corrector_steps: int = 1) -> int | None:
-    """Steps K whose cost is at most ``nfe`` network evaluations, or None when the pair makes no sense.
-
-    ode_heun costs 2K - 1 (no correction on the final step into clean data), predictor_corrector
-    K (1 + corrector_steps), every other method K. None: K > T, Heun with K < 2, PC with K < 2.
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of: {', '.join(METHODS)}")
-    if method == "ode_heun":
-        k, k_min = (nfe + 1) // 2, 2
-    elif method == "predictor_corrector":
-        k, k_min = nfe // (1 + corrector_steps), 2
-    else:
-        k, k_min = nfe, 1
-    return k if k_min <= k <= T else None
 
 
 @dataclass

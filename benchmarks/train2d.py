@@ -18,7 +18,7 @@ from core.checkpoints import Pretrained, hardware_description
 from core.data.toy2d import TOY_NAMES
 from core.evaluate import evaluate_2d
 from core.schedules import make_schedule
-from core.training import DEFAULT_2D_TRAIN, DEFAULT_MLP, train_ddpm_2d
+from core.train_2d import DEFAULT_2D_TRAIN, DEFAULT_MLP, train_ddpm_2d
 
 
 def main() -> None:

@@ -22,14 +22,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from core.checkpoints import (PRETRAINED_DIR, CheckpointError, delete_training_state, git_revision,
-                              hardware_description, load_checkpoint, load_pretrained, save_checkpoint,
-                              training_state_exists, update_manifest)
+from core.checkpoints import (
+    PRETRAINED_DIR,
+    CheckpointError,
+    delete_training_state,
+    git_revision,
+    hardware_description,
+    load_checkpoint,
+    load_pretrained,
+    save_checkpoint,
+    training_state_exists,
+    update_manifest,
+)
 from core.data.toy2d import TOY_NAMES, PointCloudError, load_points, standardise
+from core.models.unet import UNetConfig
 from core.samplers import METHODS
 from core.schedules import SCHEDULE_NAMES, make_schedule
-from core.models.unet import UNetConfig
-from core.training import DEFAULT_2D_TRAIN, DEFAULT_MLP, PRECISIONS, TrainConfig, train_ddpm_2d
+from core.train_2d import DEFAULT_2D_TRAIN, DEFAULT_MLP, train_ddpm_2d
+from core.training import PRECISIONS, TrainConfig
 
 
 def _load(model: str):
@@ -346,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         return args.func(args)
-    except (ValueError, PointCloudError, CheckpointError) as e:  # MNISTError is a ValueError  # user errors: a message, not a traceback
+    except (ValueError, PointCloudError, CheckpointError) as e:  # user errors (MNISTError is a ValueError): a message
         print(f"error: {e}", file=sys.stderr)
         return 2
 

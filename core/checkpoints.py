@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from core.diffusion import VPredictionDenoiser
@@ -83,14 +84,22 @@ def build_model(config: dict[str, Any]) -> tuple[nn.Module, Schedule | None]:
     raise CheckpointError(f"unknown model type {kind!r}; expected one of: mlp, unet, classifier, gan, vae")
 
 
+def checkpoint_bytes(model: nn.Module, config: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The two files of a checkpoint as bytes: the safetensors weights and the JSON config (for a download)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = safetensors_bytes(tensors, metadata={"format_version": str(FORMAT_VERSION)})
+    text = json.dumps({"format_version": FORMAT_VERSION, **config}, indent=2) + "\n"
+    return weights, text.encode()
+
+
 def save_checkpoint(stem: str | Path, model: nn.Module, config: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``<stem>.safetensors`` and ``<stem>.json``; returns both paths."""
+    """Write ``<stem>.safetensors`` and ``<stem>.json`` (``checkpoint_bytes``); returns both paths."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     weights, cfg_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(weights), metadata={"format_version": str(FORMAT_VERSION)})
-    cfg_path.write_text(json.dumps({"format_version": FORMAT_VERSION, **config}, indent=2) + "\n")
+    weight_bytes, config_bytes = checkpoint_bytes(model, config)
+    weights.write_bytes(weight_bytes)
+    cfg_path.write_bytes(config_bytes)
     return weights, cfg_path
 
 

@@ -14,6 +14,7 @@ import torch
 from core.schedules import Schedule
 
 EpsModel = Callable[..., torch.Tensor]  # eps_model(x, t, y=None) -> eps, same shape as x
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # eps(x, t) with labels and guidance bound
 
 
 def _at(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,15 @@ from torch import nn
 
 from core.checkpoints import Pretrained
 from core.data.toy2d import MIXTURE_TOYS, mixture_spec, sample_toy
-from core.metrics import (class_histogram, data_floor, energy_distance, frechet_distance, mmd_rbf, mode_coverage,
-                          sliced_wasserstein)
+from core.metrics import (
+    class_histogram,
+    data_floor,
+    energy_distance,
+    frechet_distance,
+    mmd_rbf,
+    mode_coverage,
+    sliced_wasserstein,
+)
 from core.samplers import sample
 
 
@@ -41,7 +48,8 @@ def one_pass(p: Pretrained) -> str:
     return "one decoder pass" if p.config.get("family") == "vae" else "one generator pass"
 
 
-def sample_2d(p: Pretrained, n: int, seed: int = 0, method: str = "ddim", steps: int | None = 50, **options: Any) -> torch.Tensor:
+def sample_2d(p: Pretrained, n: int, seed: int = 0, method: str = "ddim", steps: int | None = 50,
+              **options: Any) -> torch.Tensor:
     """n samples from a 2D checkpoint (diffusion families via ``sample``, others via ``model.sample``)."""
     g = torch.Generator().manual_seed(seed)
     if p.schedule is None:

@@ -1,4 +1,5 @@
-"""Samplers: the papers' step functions and one ``sample()`` over every method, on any eps model.
+"""Samplers: the papers' step functions, one public ``sample_<name>`` per method (``SAMPLERS``), and the
+front door ``sample()`` over all of them, on any eps model.
 
 traj = sample(eps_model, schedule, x_T, method="ddim", steps=50, generator=torch.Generator().manual_seed(0))
 traj.xs[-1] is the sample; traj.xs / traj.x0_preds hold the path, one entry per step (for the dashboard).
@@ -31,14 +32,15 @@ solvers step in sigma (so ve ode_euler on DDIM's timesteps *is* DDIM, Song et al
 Karras et al. 2022). States in ``Trajectory.xs`` are always stored in the model's (VP) units,
 x = sqrt(alpha_bar) x_ve, so VP and VE paths can be drawn on the same axes.
 
-Classifier-free guidance (Ho & Salimans 2022): ``y=labels, guidance_scale=w`` uses
-eps = eps_uncond + w (eps_cond - eps_uncond). If the model has ``null_class``, the conditional and
-unconditional passes run as one batched call of 2N points; otherwise the unconditional pass calls
-``eps_model(x, t)`` without labels. ``nfe`` counts evaluations of the (guided) denoiser, as papers do.
+Classifier-free guidance (Ho & Salimans 2022, ``core.guidance.classifier_free_guidance``): ``y=labels,
+guidance_scale=w`` uses eps = eps_uncond + w (eps_cond - eps_uncond). If the model has ``null_class``, the
+conditional and unconditional passes run as one batched call of 2N points; otherwise the unconditional pass
+calls ``eps_model(x, t)`` without labels. ``nfe`` counts evaluations of the (guided) denoiser, as papers do.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,10 +49,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.diffusion import EpsModel, eps_to_score, eps_to_x0
+from core.diffusion import EpsFn, EpsModel, eps_to_score, eps_to_x0
+from core.guidance import classifier_free_guidance
 from core.schedules import Schedule
 
-METHODS = ("ddpm", "ddim", "euler_maruyama", "predictor_corrector", "ode_euler", "ode_heun", "dpm_solver_2m")
 SPACINGS = ("linspace", "leading", "trailing")
 SDES = ("vp", "ve")
 VARIANCES = ("beta", "beta_tilde")
@@ -70,17 +72,6 @@ DEFAULT_STEPS: dict[str, int | None] = {
 }
 LAMBDA_MIN = -5.1  # lower clip of the half log-SNR grid (Lu et al. 2022, reference implementation)
 DEFAULT_SNR = 0.16  # Langevin corrector signal-to-noise ratio r (Song et al. 2021, Algorithm 5; their CIFAR-10 value)
-
-_COMMON_OPTIONS = {"y", "guidance_scale", "keep_trajectory"}
-_METHOD_OPTIONS: dict[str, dict[str, Any]] = {
-    "ddpm": {"variance": "beta_tilde", "spacing": "leading"},
-    "ddim": {"eta": 0.0, "spacing": "leading"},
-    "euler_maruyama": {"sde": "vp"},
-    "predictor_corrector": {"sde": "vp", "snr": DEFAULT_SNR, "corrector_steps": 1},
-    "ode_euler": {"sde": "vp"},
-    "ode_heun": {"sde": "vp"},
-    "dpm_solver_2m": {},
-}
 
 
 @dataclass
@@ -103,6 +94,20 @@ class Trajectory:
     def x0(self) -> torch.Tensor:
         """The final sample (N, ...)."""
         return self.xs[-1]
+
+    def frame_indices(self, max_frames: int) -> np.ndarray:
+        """At most ``max_frames`` indices into the K+1 states, evenly spread, first (x_T) and last (x_0) included:
+        the frames of an animation."""
+        k = len(self.timesteps)
+        return np.unique(np.round(np.linspace(0, k, min(k, max_frames - 1) + 1)).astype(int))
+
+    def state_timesteps(self) -> np.ndarray:
+        """The paper's timestep of each state (K+1,): index t = 0..T-1 is step t + 1, and the sample is step 0."""
+        return np.concatenate([self.timesteps.numpy() + 1.0, [0.0]])
+
+    def state_alpha_bars(self, schedule: Schedule) -> np.ndarray:
+        """alpha_bar of each state (K+1,): at each visited timestep, then 1 for the sample."""
+        return np.concatenate([schedule.alpha_bar_at(self.timesteps).numpy(), [1.0]])
 
 
 # --- the step functions, as the papers write them ----------------------------------------------------
@@ -182,11 +187,6 @@ def ddim_step(s: Schedule, x_t: torch.Tensor, eps: torch.Tensor, t: int | float 
     ab_t, ab_prev = _alpha_bar(s, t, x_t), _alpha_bar(s, t_prev, x_t)
     x0_pred = eps_to_x0(s, x_t, _as_t(t, x_t), eps)
     sigma = ddim_sigma(ab_t, ab_prev, eta)
-    return _ddim_update(x0_pred, eps, ab_prev, sigma, noise)
-
-
-def _ddim_update(x0_pred: torch.Tensor, eps: torch.Tensor, ab_prev: float | torch.Tensor,
-                 sigma: float | torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
     # eq. (12): "predicted x0" + "direction pointing to x_t" + random noise
     x_prev = _sqrt(ab_prev) * x0_pred + _sqrt(1.0 - ab_prev - sigma ** 2) * eps
     if isinstance(sigma, float) and sigma == 0.0:
@@ -197,11 +197,12 @@ def _ddim_update(x0_pred: torch.Tensor, eps: torch.Tensor, ab_prev: float | torc
 
 
 def _as_t(t: int | float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """A timestep argument as the (N,) float tensor core.diffusion and the models expect."""
-    t = torch.as_tensor(t, device=x.device)
-    if t.dim() == 0:
-        t = t.expand(x.shape[0])
-    return t.to(x.dtype) if x.dtype.is_floating_point else t.float()
+    """A timestep argument as core.diffusion's conversions take it: a per-point (N,) tensor stays as it is; one
+    number becomes a one-element float64 tensor, so alpha_bar broadcasts over the batch (O(1) schedule work
+    instead of a gather over N points)."""
+    if isinstance(t, torch.Tensor) and t.dim() > 0:
+        return t.to(x.dtype) if x.dtype.is_floating_point else t.float()
+    return torch.tensor([float(t)], dtype=torch.float64)
 
 
 # --- time grids ---------------------------------------------------------------------------------------
@@ -278,10 +279,10 @@ def _check_steps(steps: Any, T: int) -> None:
         raise ValueError(f"steps must be an integer in [1, T={T}]; got {steps!r}")
 
 
-# --- the sampling driver --------------------------------------------------------------------------------
+# --- what every sampler reports to -----------------------------------------------------------------------
 
 
-def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Standard normal noise like x, drawn from ``generator`` (on the generator's device, then moved)."""
     if generator is None:
         return torch.randn_like(x)
@@ -290,52 +291,33 @@ def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
 
 
-EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # eps(x, t) with labels and guidance bound
+class Recorder:
+    """The network and the record of one sampling run: every sampler calls ``predict`` for eps and the x_0
+    prediction (counting network evaluations) and ``record`` after each transition (keeping the path, calling
+    the per-step callback). ``start(timesteps)`` opens the record once the sampler has chosen its time grid."""
 
-
-def _guided_eps(eps_model: EpsModel, y: torch.Tensor | None, w: float) -> EpsFn:
-    """eps(x, t) with classifier-free guidance eps_u + w (eps_c - eps_u) (Ho & Salimans 2022, eq. 6)."""
-    if y is None:
-        return lambda x, t: eps_model(x, t)
-    if w == 1.0:
-        return lambda x, t: eps_model(x, t, y)
-    null = getattr(eps_model, "null_class", None)
-    if w == 0.0:
-        if null is None:
-            return lambda x, t: eps_model(x, t)
-        y_null = torch.full_like(y, int(null))
-        return lambda x, t: eps_model(x, t, y_null)
-    if null is not None:
-        y_both = torch.cat([y, torch.full_like(y, int(null))])
-
-        def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            eps_c, eps_u = eps_model(torch.cat([x, x]), torch.cat([t, t]), y_both).chunk(2)
-            return eps_u + w * (eps_c - eps_u)
-    else:
-
-        def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            eps_c, eps_u = eps_model(x, t, y), eps_model(x, t)
-            return eps_u + w * (eps_c - eps_u)
-
-    return eps_fn
-
-
-class _Recorder:
-    """Keeps the trajectory (preallocated, one copy per step) and calls the per-step callback."""
-
-    def __init__(self, x_T: torch.Tensor, timesteps: list[float], keep: bool,
-                 callback: Callable[[dict], Any] | None, method: str):
-        self.keep, self.callback, self.method = keep, callback, method
-        self.timesteps = timesteps
-        k = len(timesteps)
-        if keep:
-            self.xs = x_T.new_empty((k + 1, *x_T.shape))
-            self.x0_preds = x_T.new_empty((k, *x_T.shape))
-            self.xs[0] = x_T
-        else:
-            self.x_T = x_T
+    def __init__(self, eps_fn: EpsFn, x_T: torch.Tensor, keep: bool, callback: Callable[[dict], Any] | None,
+                 method: str):
+        self.eps_fn, self.x_T, self.keep, self.callback, self.method = eps_fn, x_T, keep, callback, method
+        self.timesteps: list[float] = []
         self.nfe = 0
         self.last_x0: torch.Tensor | None = None
+
+    def start(self, timesteps: list[float]) -> list[float]:
+        """Preallocate the path for these timesteps (one copy per step) and return them."""
+        self.timesteps = list(timesteps)
+        if self.keep:
+            k = len(self.timesteps)
+            self.xs = self.x_T.new_empty((k + 1, *self.x_T.shape))
+            self.x0_preds = self.x_T.new_empty((k, *self.x_T.shape))
+            self.xs[0] = self.x_T
+        return self.timesteps
+
+    def predict(self, s: Schedule, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(eps, x0_pred) of the (guided) network at (x, t), all points at the same t; one NFE."""
+        eps = self.eps_fn(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
+        self.nfe += 1
+        return eps, eps_to_x0(s, x, _as_t(t, x), eps)
 
     def record(self, i: int, x: torch.Tensor, x_next: torch.Tensor, x0_pred: torch.Tensor,
                eps: torch.Tensor) -> None:
@@ -356,6 +338,252 @@ class _Recorder:
         if self.keep:
             return Trajectory(self.xs, self.x0_preds, ts, self.nfe, self.method)
         return Trajectory(torch.stack([self.x_T, x_final]), self.last_x0.unsqueeze(0), ts, self.nfe, self.method)
+
+
+# --- the samplers: one signature, sample_<name>(eps_fn, schedule, x_T, steps, rec, generator, **options) ---------
+#
+# Each runs ``steps`` network evaluations' worth of its own time grid from x_T to clean data, calling
+# rec.predict for the network and rec.record after every transition, and returns the final state.
+
+
+def sample_ddpm(eps_fn: EpsFn, s: Schedule, x: torch.Tensor, steps: int, rec: Recorder,
+                generator: torch.Generator | None = None, *, variance: str = "beta_tilde",
+                spacing: str = "leading") -> torch.Tensor:
+    """Ancestral sampling (Ho et al. 2020, Algorithm 2), on the respaced chain when steps < T (Nichol & Dhariwal
+    2021, sec. 4): x_{t_prev} = ddpm_step(x_t, eps_theta(x_t, t)), with no noise on the final step."""
+    ts = rec.start(discrete_timesteps(s.T, steps, spacing))
+    for i, (t, t_prev) in enumerate(zip(ts, [*ts[1:], -1], strict=True)):
+        eps, x0_pred = rec.predict(s, x, t)
+        noise = randn_like(x, generator) if t_prev >= 0 else None
+        x_next = ddpm_step(s, x, eps, t, noise, variance, t_prev)
+        rec.record(i, x, x_next, x0_pred, eps)
+        x = x_next
+    return x
+
+
+def sample_ddim(eps_fn: EpsFn, s: Schedule, x: torch.Tensor, steps: int, rec: Recorder,
+                generator: torch.Generator | None = None, *, eta: float = 0.0,
+                spacing: str = "leading") -> torch.Tensor:
+    """DDIM (Song et al. 2021, eq. 12) over ``steps`` of the T timesteps: x_{t_prev} = ddim_step(x_t, eps_theta,
+    eta); eta = 0 is deterministic. The last step (t_prev = -1) lands on the x_0 prediction."""
+    ts = rec.start(discrete_timesteps(s.T, steps, spacing))
+    for i, (t, t_prev) in enumerate(zip(ts, [*ts[1:], -1], strict=True)):
+        eps, x0_pred = rec.predict(s, x, t)
+        sigma = ddim_sigma(float(s.alpha_bar_at(t)), float(s.alpha_bar_at(t_prev)), eta)  # 0 at t_prev = -1
+        noise = randn_like(x, generator) if sigma > 0 else None
+        x_next = ddim_step(s, x, eps, t, t_prev, eta, noise)
+        rec.record(i, x, x_next, x0_pred, eps)
+        x = x_next
+    return x
+
+
+@dataclass(frozen=True)
+class NoiseLevel:
+    """One timestep t of the continuous solvers in both views (Python floats: all points share t).
+
+    VP: alpha_bar, beta(t) (Schedule.beta_at) and the VP-SDE's own clock tau = int beta dt = -log alpha_bar.
+    VE: the SMLD noise level sigma = sqrt((1 - alpha_bar) / alpha_bar) of x_ve = x / sqrt(alpha_bar).
+    """
+
+    t: float
+    alpha_bar: float
+    beta: float
+    tau: float
+    sqrt_alpha_bar: float
+    sigma_ve: float
+
+    @classmethod
+    def at(cls, s: Schedule, t: float) -> NoiseLevel:
+        ab = float(s.alpha_bar_at(t))
+        return cls(t, ab, float(s.beta_at(t)), -float(s.log_alpha_bar_at(t)), math.sqrt(ab),
+                   math.sqrt((1.0 - ab) / ab))
+
+
+def reverse_sde_step_vp(s: Schedule, x: torch.Tensor, eps: torch.Tensor, now: NoiseLevel, nxt: NoiseLevel,
+                        z: torch.Tensor) -> torch.Tensor:
+    """Reverse VP-SDE dx = [-beta/2 x - beta score] dt + sqrt(beta) dw (Song et al. 2021, eqs. 6, 11), one
+    Euler-Maruyama step in tau, where beta dt = d tau (exact for the piecewise-constant beta(t))."""
+    d_tau = now.tau - nxt.tau  # > 0: integrating backwards in time
+    score = eps_to_score(s, x, _as_t(now.t, x), eps)
+    return x + d_tau * (0.5 * x + score) + math.sqrt(d_tau) * z
+
+
+def reverse_sde_step_ve(s: Schedule, x: torch.Tensor, eps: torch.Tensor, now: NoiseLevel, nxt: NoiseLevel,
+                        z: torch.Tensor) -> torch.Tensor:
+    """Reverse VE-SDE dx_ve = -d[sigma^2] score_ve + sqrt(d[sigma^2]) dw (Song et al. 2021, eq. 9), one
+    Euler-Maruyama step in the variance sigma^2, with score_ve = -eps / sigma; x in the model's (VP) units."""
+    d_var = now.sigma_ve ** 2 - nxt.sigma_ve ** 2
+    x_ve = x / now.sqrt_alpha_bar + (d_var / now.sigma_ve) * (-eps) + math.sqrt(d_var) * z
+    return x_ve * nxt.sqrt_alpha_bar
+
+
+def langevin_corrector(rec: Recorder, s: Schedule, x: torch.Tensor, level: NoiseLevel,
+                       generator: torch.Generator | None, snr: float, n: int, sde: str) -> torch.Tensor:
+    """Langevin corrector (Song et al. 2021, Algorithm 5 (VP) / 4 (VE)): x += e g + sqrt(2 e) z with
+    e = 2 alpha (r ||z|| / ||g||)^2; the norms are per-example norms averaged over the batch, as in
+    their code (so the step size is shared by the batch). Runs in VE coordinates for sde="ve"."""
+    alpha = math.exp(-level.beta) if sde == "vp" else 1.0  # 1 - beta_t at integer t
+    for _ in range(n):
+        eps, _ = rec.predict(s, x, level.t)
+        score = eps_to_score(s, x, _as_t(level.t, x), eps)
+        if sde == "ve":
+            score = score * level.sqrt_alpha_bar  # d/dx_ve = sqrt(alpha_bar) d/dx: score_ve = -eps / sigma
+        z = randn_like(x, generator)
+        g_norm = score.flatten(1).norm(dim=1).mean()
+        z_norm = z.flatten(1).norm(dim=1).mean()
+        step = 2.0 * alpha * (snr * z_norm / g_norm.clamp(min=1e-12)) ** 2
+        if sde == "vp":
+            x = x + step * score + (2.0 * step).sqrt() * z
+        else:
+            x_ve = x / level.sqrt_alpha_bar + step * score + (2.0 * step).sqrt() * z
+            x = x_ve * level.sqrt_alpha_bar
+    return x
+
+
+REVERSE_SDE_STEPS = {"vp": reverse_sde_step_vp, "ve": reverse_sde_step_ve}
+
+
+def sample_predictor_corrector(eps_fn: EpsFn, s: Schedule, x: torch.Tensor, steps: int, rec: Recorder,
+                               generator: torch.Generator | None = None, *, sde: str = "vp",
+                               snr: float = DEFAULT_SNR, corrector_steps: int = 1) -> torch.Tensor:
+    """Predictor-corrector sampling (Song et al. 2021, Algorithms 2 / 3) on a uniform t grid: at every level,
+    ``corrector_steps`` Langevin corrections, then one reverse-SDE Euler-Maruyama step (the predictor); the last
+    level lands on the x_0 prediction at t = 0."""
+    predictor = REVERSE_SDE_STEPS[sde]
+    levels = [NoiseLevel.at(s, t) for t in rec.start(continuous_timesteps(s, steps, "uniform"))]
+    for i, now in enumerate(levels):
+        x_in = x
+        if corrector_steps > 0:
+            x = langevin_corrector(rec, s, x, now, generator, snr, corrector_steps, sde)
+        eps, x0_pred = rec.predict(s, x, now.t)
+        x_next = x0_pred if i == len(levels) - 1 else predictor(s, x, eps, now, levels[i + 1], randn_like(x, generator))
+        rec.record(i, x_in, x_next, x0_pred, eps)
+        x = x_next
+    return x
+
+
+def sample_euler_maruyama(eps_fn: EpsFn, s: Schedule, x: torch.Tensor, steps: int, rec: Recorder,
+                          generator: torch.Generator | None = None, *, sde: str = "vp") -> torch.Tensor:
+    """The reverse SDE by Euler-Maruyama (Song et al. 2021, eq. 6; "reverse diffusion" predictor) on a uniform
+    t grid: the predictor-corrector sampler with no corrector step."""
+    return sample_predictor_corrector(eps_fn, s, x, steps, rec, generator, sde=sde, corrector_steps=0)
+
+
+def pf_ode_velocity_vp(s: Schedule, x: torch.Tensor, eps: torch.Tensor, t: float) -> torch.Tensor:
+    """The VP probability-flow ODE dx/dt = -beta(t)/2 (x + score) (Song et al. 2021, eq. 13) in tau:
+    dx / d(-tau) = (x + score) / 2."""
+    return 0.5 * (x + eps_to_score(s, x, _as_t(t, x), eps))
+
+
+def pf_ode_step_vp(rec: Recorder, s: Schedule, x: torch.Tensor, eps: torch.Tensor, now: NoiseLevel,
+                   nxt: NoiseLevel, heun: bool) -> torch.Tensor:
+    """One Euler (or Heun, Karras et al. 2022, Algorithm 1) step of the VP PF-ODE in tau."""
+    d_tau = now.tau - nxt.tau
+    d1 = pf_ode_velocity_vp(s, x, eps, now.t)
+    x_next = x + d_tau * d1
+    if heun:  # 2nd order: average the slope at both ends
+        eps2, _ = rec.predict(s, x_next, nxt.t)
+        x_next = x + d_tau * 0.5 * (d1 + pf_ode_velocity_vp(s, x_next, eps2, nxt.t))
+    return x_next
+
+
+def pf_ode_step_ve(rec: Recorder, s: Schedule, x: torch.Tensor, eps: torch.Tensor, now: NoiseLevel,
+                   nxt: NoiseLevel, heun: bool) -> torch.Tensor:
+    """One Euler (or Heun) step of the VE PF-ODE dx_ve / dsigma = eps in sigma (Euler is DDIM, eta = 0:
+    Song et al. 2021, sec. 4.3); x in the model's (VP) units."""
+    d_sigma = nxt.sigma_ve - now.sigma_ve  # < 0
+    x_ve = x / now.sqrt_alpha_bar
+    x_ve_next = x_ve + d_sigma * eps
+    if heun:
+        eps2, _ = rec.predict(s, x_ve_next * nxt.sqrt_alpha_bar, nxt.t)
+        x_ve_next = x_ve + d_sigma * 0.5 * (eps + eps2)
+    return x_ve_next * nxt.sqrt_alpha_bar
+
+
+PF_ODE_STEPS = {"vp": pf_ode_step_vp, "ve": pf_ode_step_ve}
+
+
+def _pf_ode(eps_fn: EpsFn, s: Schedule, x: torch.Tensor, steps: int, rec: Recorder, sde: str,
+            heun: bool) -> torch.Tensor:
+    """The probability-flow ODE on a uniform t grid down to t = 0, where the last step lands on x0_pred."""
+    step = PF_ODE_STEPS[sde]
+    levels = [NoiseLevel.at(s, t) for t in rec.start(continuous_timesteps(s, steps, "uniform"))]
+    for i, now in enumerate(levels):
+        eps, x0_pred = rec.predict(s, x, now.t)
+        x_next = x0_pred if i == len(levels) - 1 else step(rec, s, x, eps, now, levels[i + 1], heun)
+        rec.record(i, x, x_next, x0_pred, eps)
+        x = x_next
+    return x
+
+
+def sample_ode_euler(eps_fn: EpsFn, s: Schedule, x: torch.Tensor, steps: int, rec: Recorder,
+                     generator: torch.Generator | None = None, *, sde: str = "vp") -> torch.Tensor:
+    """The probability-flow ODE (Song et al. 2021, eq. 13) by Euler's method; deterministic."""
+    return _pf_ode(eps_fn, s, x, steps, rec, sde, heun=False)
+
+
+def sample_ode_heun(eps_fn: EpsFn, s: Schedule, x: torch.Tensor, steps: int, rec: Recorder,
+                    generator: torch.Generator | None = None, *, sde: str = "vp") -> torch.Tensor:
+    """The probability-flow ODE by Heun's 2nd-order method (Karras et al. 2022, Algorithm 1): 2K - 1 NFE."""
+    return _pf_ode(eps_fn, s, x, steps, rec, sde, heun=True)
+
+
+def sample_dpm_solver_2m(eps_fn: EpsFn, s: Schedule, x: torch.Tensor, steps: int, rec: Recorder,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """DPM-Solver++(2M) with data prediction (Lu et al. 2022, "DPM-Solver++", Algorithm 2), log-SNR grid.
+
+    The first step is first order (it has no history) and so is the last: the step into alpha_bar = 1
+    (lambda = +inf) reduces to x0_pred, the usual lower-order final step.
+    """
+    ts = rec.start(continuous_timesteps(s, steps, "logsnr"))
+    ab = [float(s.alpha_bar_at(t)) for t in ts]
+    alpha = [math.sqrt(a) for a in ab]
+    sigma = [math.sqrt(1.0 - a) for a in ab]
+    lam = [math.log(a_) - math.log(s_) for a_, s_ in zip(alpha, sigma, strict=True)]
+    x0_prev = None
+    for i, t in enumerate(ts):
+        eps, x0_pred = rec.predict(s, x, t)
+        if i == len(ts) - 1:
+            rec.record(i, x, x0_pred, x0_pred, eps)
+            return x0_pred
+        h = lam[i + 1] - lam[i]
+        if x0_prev is None:
+            d = x0_pred  # first order: DDIM in the data-prediction form
+        else:
+            r = (lam[i] - lam[i - 1]) / h
+            d = (1.0 + 0.5 / r) * x0_pred - (0.5 / r) * x0_prev
+        x_next = (sigma[i + 1] / sigma[i]) * x - (alpha[i + 1] * math.expm1(-h)) * d
+        rec.record(i, x, x_next, x0_pred, eps)
+        x0_prev, x = x0_pred, x_next
+    return x
+
+
+SamplerFn = Callable[..., torch.Tensor]  # sample_<name>(eps_fn, schedule, x_T, steps, rec, generator, **options)
+
+# name -> sampler. Adding one: write sample_<name> with the signature above, list it here and in DEFAULT_STEPS.
+SAMPLERS: dict[str, SamplerFn] = {
+    "ddpm": sample_ddpm,
+    "ddim": sample_ddim,
+    "euler_maruyama": sample_euler_maruyama,
+    "predictor_corrector": sample_predictor_corrector,
+    "ode_euler": sample_ode_euler,
+    "ode_heun": sample_ode_heun,
+    "dpm_solver_2m": sample_dpm_solver_2m,
+}
+METHODS = tuple(SAMPLERS)
+
+
+# --- the front door ---------------------------------------------------------------------------------------------
+
+
+def _option_defaults(method: str) -> dict[str, Any]:
+    """The keyword-only options of SAMPLERS[method] with their defaults (its signature is the documentation)."""
+    params = inspect.signature(SAMPLERS[method]).parameters.values()
+    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+_COMMON_OPTIONS = {"y", "guidance_scale", "keep_trajectory"}
+_METHOD_OPTIONS: dict[str, dict[str, Any]] = {m: _option_defaults(m) for m in SAMPLERS}
 
 
 def _check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -386,23 +614,40 @@ def _check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
+def steps_for_nfe(method: str, nfe: int, T: int, corrector_steps: int = 1) -> int | None:
+    """Steps K whose cost is at most ``nfe`` network evaluations, or None when the pair makes no sense.
+
+    ode_heun costs 2K - 1 (no correction on the final step into clean data), predictor_corrector
+    K (1 + corrector_steps), every other method K. None: K > T, Heun with K < 2, PC with K < 2.
+    """
+    if method not in SAMPLERS:
+        raise ValueError(f"unknown method {method!r}; expected one of: {', '.join(METHODS)}")
+    if method == "ode_heun":
+        k, k_min = (nfe + 1) // 2, 2
+    elif method == "predictor_corrector":
+        k, k_min = nfe // (1 + corrector_steps), 2
+    else:
+        k, k_min = nfe, 1
+    return k if k_min <= k <= T else None
+
+
 def sample(eps_model: EpsModel, schedule: Schedule, x_T: torch.Tensor, method: str = "ddim",
            steps: int | None = None, generator: torch.Generator | None = None,
            callback: Callable[[dict], Any] | None = None, *, y: torch.Tensor | int | None = None,
            guidance_scale: float = 1.0, keep_trajectory: bool = True, **options: Any) -> Trajectory:
     """Run ``method`` from x_T (N, ...) down to clean data and return the ``Trajectory``.
 
-    method: one of METHODS. steps: visited timesteps (default ``DEFAULT_STEPS[method]``, at most T).
-    Options per method (defaults first): ddpm ``variance`` ("beta_tilde" | "beta"), ``spacing``
-    ("leading" | "linspace" | "trailing"); ddim ``eta`` (0.0, in [0, 1]), ``spacing``; euler_maruyama /
-    ode_euler / ode_heun ``sde`` ("vp" | "ve"); predictor_corrector ``sde``, ``snr`` (0.16, the Langevin
-    signal-to-noise r), ``corrector_steps`` (1); dpm_solver_2m none. For every method: ``y`` labels (N,)
-    or one int, ``guidance_scale`` w (1.0), ``keep_trajectory`` (True; False keeps only x_T and x_0, for
-    image batches: the full path costs 2 K copies of x_T). Unknown options raise ValueError.
-    callback(dict) runs after every step with i, t, t_next, x (the state at t), x_next, x0_pred, eps, nfe,
-    steps and method.
+    method: one of METHODS (SAMPLERS[method] does the work). steps: visited timesteps (default
+    ``DEFAULT_STEPS[method]``, at most T). Options per method (defaults first): ddpm ``variance``
+    ("beta_tilde" | "beta"), ``spacing`` ("leading" | "linspace" | "trailing"); ddim ``eta`` (0.0, in [0, 1]),
+    ``spacing``; euler_maruyama / ode_euler / ode_heun ``sde`` ("vp" | "ve"); predictor_corrector ``sde``,
+    ``snr`` (0.16, the Langevin signal-to-noise r), ``corrector_steps`` (1); dpm_solver_2m none. For every
+    method: ``y`` labels (N,) or one int, ``guidance_scale`` w (1.0, classifier-free guidance), ``keep_trajectory``
+    (True; False keeps only x_T and x_0, for image batches: the full path costs 2 K copies of x_T). Unknown
+    options raise ValueError. callback(dict) runs after every step with i, t, t_next, x (the state at t),
+    x_next, x0_pred, eps, nfe, steps and method.
     """
-    if method not in METHODS:
+    if method not in SAMPLERS:
         raise ValueError(f"unknown method {method!r}; expected one of: {', '.join(METHODS)}")
     s = schedule
     if steps is None:
@@ -426,189 +671,8 @@ def sample(eps_model: EpsModel, schedule: Schedule, x_T: torch.Tensor, method: s
         if y.shape != (x_T.shape[0],):
             raise ValueError(f"y must be one label or (N,) = ({x_T.shape[0]},) labels; got shape {tuple(y.shape)}")
         y = y.long()
-    eps_fn = _guided_eps(eps_model, y, guidance_scale)
-
-    if method in ("ddpm", "ddim"):
-        timesteps: list[float] = discrete_timesteps(s.T, steps, opts["spacing"])
-    elif method == "dpm_solver_2m":
-        timesteps = continuous_timesteps(s, steps, "logsnr")
-    else:
-        timesteps = continuous_timesteps(s, steps, "uniform")
-    rec = _Recorder(x_T, timesteps, keep_trajectory, callback, method)
+    eps_fn = classifier_free_guidance(eps_model, y, guidance_scale)
+    rec = Recorder(eps_fn, x_T, keep_trajectory, callback, method)
     with torch.no_grad():
-        run = _RUNNERS[method]
-        x = run(eps_fn, s, x_T, timesteps, rec, generator, opts)
+        x = SAMPLERS[method](eps_fn, s, x_T, steps, rec, generator, **opts)
     return rec.result(x)
-
-
-def _model_t(t: float, x: torch.Tensor) -> torch.Tensor:
-    """The (N,) timestep tensor the model sees (all points share t)."""
-    return torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
-
-
-def _shared_t(t: float) -> torch.Tensor:
-    """t as a one-element tensor for core.diffusion's conversions: their alpha_bar then broadcasts over the
-    batch, so each conversion costs O(1) schedule work instead of a gather over N points."""
-    return torch.tensor([float(t)], dtype=torch.float64)
-
-
-def _run_discrete(eps_fn, s: Schedule, x: torch.Tensor, ts: list[int], rec: _Recorder,
-                  generator: torch.Generator | None, opts: dict[str, Any], method: str) -> torch.Tensor:
-    """DDPM (Algorithm 2, respaced when steps < T) and DDIM (eq. 12) over integer timesteps."""
-    ts_prev = [*ts[1:], -1]
-    for i, (t, t_prev) in enumerate(zip(ts, ts_prev)):
-        eps = eps_fn(x, _model_t(t, x))
-        rec.nfe += 1
-        x0_pred = eps_to_x0(s, x, _shared_t(t), eps)
-        if method == "ddim":
-            # coefficients as Python floats: all points share t; sigma is 0 at t_prev = -1 anyway
-            ab_t, ab_prev = float(s.alpha_bar_at(t)), float(s.alpha_bar_at(t_prev))
-            sigma = 0.0 if t_prev < 0 else ddim_sigma(ab_t, ab_prev, opts["eta"])
-            noise = _randn(x, generator) if sigma > 0 else None
-            x_next = _ddim_update(x0_pred, eps, ab_prev, sigma, noise)
-        else:
-            # Algorithm 2, line 4 (respaced when t_prev < t - 1); no noise on the final step
-            noise = _randn(x, generator) if t_prev >= 0 else None
-            x_next = ddpm_step(s, x, eps, t, noise, opts["variance"], t_prev)
-        rec.record(i, x, x_next, x0_pred, eps)
-        x = x_next
-    return x
-
-
-def _ddpm(eps_fn, s, x, ts, rec, generator, opts):
-    return _run_discrete(eps_fn, s, x, ts, rec, generator, opts, "ddpm")
-
-
-def _ddim(eps_fn, s, x, ts, rec, generator, opts):
-    return _run_discrete(eps_fn, s, x, ts, rec, generator, opts, "ddim")
-
-
-class _Views:
-    """Per-timestep scalars of the VP and VE views, as Python floats (all points share t)."""
-
-    def __init__(self, s: Schedule, t: float):
-        self.t = t
-        self.ab = float(s.alpha_bar_at(t))
-        self.beta = float(s.beta_at(t))  # VP-SDE rate per timestep, Schedule.beta_at
-        self.tau = -float(s.log_alpha_bar_at(t))  # the VP-SDE's own clock: tau = int_{-1}^t beta = -log alpha_bar
-        self.sqrt_ab = math.sqrt(self.ab)
-        self.sigma_ve = math.sqrt((1.0 - self.ab) / self.ab)  # SMLD noise level of x / sqrt(alpha_bar)
-
-
-def _eval(eps_fn, s: Schedule, x: torch.Tensor, t: float, rec: _Recorder):
-    """eps and x0 prediction of the model at (x, t), and t for further conversions."""
-    eps = eps_fn(x, _model_t(t, x))
-    rec.nfe += 1
-    t_c = _shared_t(t)
-    return eps, eps_to_x0(s, x, t_c, eps), t_c
-
-
-def _langevin(eps_fn, s: Schedule, x: torch.Tensor, v: _Views, rec: _Recorder, generator, snr: float,
-              n: int, sde: str) -> torch.Tensor:
-    """Langevin corrector (Song et al. 2021, Algorithm 5 (VP) / 4 (VE)): x += e g + sqrt(2 e) z with
-    e = 2 alpha (r ||z|| / ||g||)^2; the norms are per-example norms averaged over the batch, as in
-    their code (so the step size is shared by the batch). Runs in VE coordinates for sde="ve"."""
-    alpha = math.exp(-v.beta) if sde == "vp" else 1.0  # 1 - beta_t at integer t
-    for _ in range(n):
-        eps, _, t_c = _eval(eps_fn, s, x, v.t, rec)
-        score = eps_to_score(s, x, t_c, eps)
-        if sde == "ve":
-            score = score * v.sqrt_ab  # d/dx_ve = sqrt(alpha_bar) d/dx: score_ve = -eps / sigma
-        z = _randn(x, generator)
-        g_norm = score.flatten(1).norm(dim=1).mean()
-        z_norm = z.flatten(1).norm(dim=1).mean()
-        step = 2.0 * alpha * (snr * z_norm / g_norm.clamp(min=1e-12)) ** 2
-        if sde == "vp":
-            x = x + step * score + (2.0 * step).sqrt() * z
-        else:
-            x_ve = x / v.sqrt_ab + step * score + (2.0 * step).sqrt() * z
-            x = x_ve * v.sqrt_ab
-    return x
-
-
-def _run_continuous(eps_fn, s: Schedule, x: torch.Tensor, ts: list[float], rec: _Recorder, generator,
-                    opts: dict[str, Any], method: str) -> torch.Tensor:
-    """Reverse SDE (Euler-Maruyama), predictor-corrector and PF-ODE (Euler, Heun) on a uniform t grid."""
-    sde = opts["sde"]
-    views = [_Views(s, t) for t in ts]
-    for i, v in enumerate(views):
-        x_in = x
-        if method == "predictor_corrector" and opts["corrector_steps"] > 0:
-            x = _langevin(eps_fn, s, x, v, rec, generator, opts["snr"], opts["corrector_steps"], sde)
-        eps, x0_pred, t_c = _eval(eps_fn, s, x, v.t, rec)
-        if i == len(views) - 1:
-            rec.record(i, x_in, x0_pred, x0_pred, eps)  # land on clean data: the x0 prediction at t = 0
-            return x0_pred
-        w = views[i + 1]
-        d_tau = v.tau - w.tau  # > 0: int beta dt over the step, integrating backwards in time
-        if method in ("euler_maruyama", "predictor_corrector"):
-            z = _randn(x, generator)
-            if sde == "vp":
-                # reverse VP-SDE dx = [-beta/2 x - beta score] dt + sqrt(beta) dw (Song et al. 2021, eqs. 6, 11),
-                # Euler-Maruyama in tau, where beta dt = d tau (exact for the piecewise-constant beta(t))
-                score = eps_to_score(s, x, t_c, eps)
-                x_next = x + d_tau * (0.5 * x + score) + math.sqrt(d_tau) * z
-            else:
-                # reverse VE-SDE dx_ve = -d[sigma^2] score_ve + sqrt(d[sigma^2]) dw: Euler-Maruyama in sigma^2
-                d_var = v.sigma_ve ** 2 - w.sigma_ve ** 2
-                x_ve = x / v.sqrt_ab + (d_var / v.sigma_ve) * (-eps) + math.sqrt(d_var) * z
-                x_next = x_ve * w.sqrt_ab
-        elif sde == "vp":
-            # PF-ODE dx/dt = -beta(t)/2 (x + score) (Song et al. 2021, eq. 13), i.e. dx/dtau = -(x + score)/2
-            d1 = 0.5 * (x + eps_to_score(s, x, t_c, eps))
-            x_next = x + d_tau * d1
-            if method == "ode_heun":  # Heun's 2nd order (Karras et al. 2022, Algorithm 1), in tau
-                eps2, _, t_c2 = _eval(eps_fn, s, x_next, w.t, rec)
-                d2 = 0.5 * (x_next + eps_to_score(s, x_next, t_c2, eps2))
-                x_next = x + d_tau * 0.5 * (d1 + d2)
-        else:
-            # VE PF-ODE dx_ve / dsigma = eps: Euler in sigma is DDIM (eta = 0)
-            d_sigma = w.sigma_ve - v.sigma_ve  # < 0
-            x_ve = x / v.sqrt_ab
-            x_ve_next = x_ve + d_sigma * eps
-            if method == "ode_heun":
-                eps2, _, _ = _eval(eps_fn, s, x_ve_next * w.sqrt_ab, w.t, rec)
-                x_ve_next = x_ve + d_sigma * 0.5 * (eps + eps2)
-            x_next = x_ve_next * w.sqrt_ab
-        rec.record(i, x_in, x_next, x0_pred, eps)
-        x = x_next
-    return x
-
-
-def _dpm_solver_2m(eps_fn, s: Schedule, x: torch.Tensor, ts: list[float], rec: _Recorder, generator, opts):
-    """DPM-Solver++(2M) with data prediction (Lu et al. 2022, "DPM-Solver++", Algorithm 2), log-SNR grid.
-
-    The first step is first order (it has no history) and so is the last: the step into alpha_bar = 1
-    (lambda = +inf) reduces to x0_pred, the usual lower-order final step.
-    """
-    ab = [float(s.alpha_bar_at(t)) for t in ts]
-    alpha = [math.sqrt(a) for a in ab]
-    sigma = [math.sqrt(1.0 - a) for a in ab]
-    lam = [math.log(a_) - math.log(s_) for a_, s_ in zip(alpha, sigma)]
-    x0_prev = None
-    for i, t in enumerate(ts):
-        eps, x0_pred, _ = _eval(eps_fn, s, x, t, rec)
-        if i == len(ts) - 1:
-            rec.record(i, x, x0_pred, x0_pred, eps)
-            return x0_pred
-        h = lam[i + 1] - lam[i]
-        if x0_prev is None:
-            d = x0_pred  # first order: DDIM in the data-prediction form
-        else:
-            r = (lam[i] - lam[i - 1]) / h
-            d = (1.0 + 0.5 / r) * x0_pred - (0.5 / r) * x0_prev
-        x_next = (sigma[i + 1] / sigma[i]) * x - (alpha[i + 1] * math.expm1(-h)) * d
-        rec.record(i, x, x_next, x0_pred, eps)
-        x0_prev, x = x0_pred, x_next
-    return x
-
-
-_RUNNERS = {
-    "ddpm": _ddpm,
-    "ddim": _ddim,
-    "euler_maruyama": lambda *a: _run_continuous(*a, "euler_maruyama"),
-    "predictor_corrector": lambda *a: _run_continuous(*a, "predictor_corrector"),
-    "ode_euler": lambda *a: _run_continuous(*a, "ode_euler"),
-    "ode_heun": lambda *a: _run_continuous(*a, "ode_heun"),
-    "dpm_solver_2m": _dpm_solver_2m,
-}

@@ -31,7 +31,8 @@ DEFAULT_CLASSIFIER_TRAIN = TrainConfig(steps=1500, batch_size=128, lr=2e-3, warm
 P_UNCOND = 0.1  # label dropout probability (Ho & Salimans 2022 use 0.1-0.2)
 
 
-def _rank_slice(n: int) -> slice:
+def rank_slice(n: int) -> slice:
+    """This process's share of a global batch of n (DDP under torchrun; everything for one process)."""
     rank, world_size = world()
     if n % world_size:
         raise ValueError(f"batch size {n} must be divisible by the number of processes ({world_size})")
@@ -50,7 +51,7 @@ def train_ddpm_mnist(data: MNIST, schedule: Schedule, cfg: TrainConfig = DEFAULT
     images, labels = data.images.to(device), data.labels.to(device)
     torch.manual_seed(cfg.seed)  # parameter initialisation: the same on every rank
     model = UNet(unet)
-    mine = _rank_slice(cfg.batch_size)
+    mine = rank_slice(cfg.batch_size)
 
     def next_batch(step: int, g: torch.Generator):
         n = cfg.batch_size
@@ -80,7 +81,7 @@ def train_ddpm_mnist(data: MNIST, schedule: Schedule, cfg: TrainConfig = DEFAULT
     return result, config
 
 
-def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Tensor:
+def random_shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Tensor:
     """Random translations by up to ``max_shift`` pixels (the classic MNIST augmentation), background-filled."""
     n, size = x.shape[0], x.shape[-1]
     padded = F.pad(x[:, 0], (max_shift,) * 4, value=-1.0)  # (n, size + 2m, size + 2m)
@@ -92,19 +93,20 @@ def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Ten
 
 
 def train_classifier(data: MNIST, cfg: TrainConfig = DEFAULT_CLASSIFIER_TRAIN,
-                     config: ClassifierConfig = ClassifierConfig(),
+                     config: ClassifierConfig | None = None,
                      callback: Callable[[dict[str, Any]], bool | None] | None = None
                      ) -> tuple[TrainResult, dict[str, Any]]:
     """Cross-entropy on randomly shifted digits; returns the result and the checkpoint config."""
+    config = config or ClassifierConfig()
     device = torch.device(cfg.device)
     images, labels = data.images.to(device), data.labels.to(device)
     torch.manual_seed(cfg.seed)
     model = MNISTClassifier(config)
-    mine = _rank_slice(cfg.batch_size)
+    mine = rank_slice(cfg.batch_size)
 
     def next_batch(step: int, g: torch.Generator):
         idx = torch.randint(0, len(labels), (cfg.batch_size,), generator=g, device=device)
-        return _shift(images[idx], g)[mine], labels[idx][mine]
+        return random_shift(images[idx], g)[mine], labels[idx][mine]
 
     def loss_fn(net: nn.Module, batch, g: torch.Generator) -> torch.Tensor:
         x, y = batch

@@ -1,7 +1,7 @@
 """Diffusion Lab: the Streamlit router. Run with ``streamlit run dashboard/app.py``.
 
-Pages are registered in ``dashboard/components/common.py`` (PAGES: file, title, icon, section); a page
-appears in the sidebar as soon as its file exists in dashboard/.
+Every page is a script in dashboard/views/, listed below under its sidebar section; what several pages share
+lives in dashboard/ui/ (dashboard/__init__.py has the map).
 """
 
 import sys
@@ -9,20 +9,36 @@ from pathlib import Path
 
 import streamlit as st
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # `core` and `dashboard` importable without `pip install -e .`
-    sys.path.insert(0, str(HERE.parent))
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `core` and `dashboard` importable without `pip install -e .`
+    sys.path.insert(0, str(ROOT))
 
-from dashboard.components.common import existing_pages  # noqa: E402
+from dashboard.ui import sitemap  # noqa: E402
 
 st.set_page_config(page_title="Diffusion Lab", page_icon=":material/blur_on:", layout="wide")
 
-sections: dict[str, list[st.Page]] = {}
-for spec in existing_pages():
-    page = st.Page(HERE / spec.file, title=spec.title, icon=spec.icon, default=spec.file == "home.py")
-    sections.setdefault(spec.section, []).append(page)
-
-current = st.navigation(sections)
+pages = {
+    "Start": [
+        st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    ],
+    "Forward process": [
+        st.Page("views/schedules.py", title="Noise schedules", icon=":material/show_chart:"),
+        st.Page("views/forward.py", title="Forward process", icon=":material/grain:"),
+    ],
+    "Reverse process": [
+        st.Page("views/reverse.py", title="Reverse process", icon=":material/replay:"),
+        st.Page("views/score_field.py", title="Score field", icon=":material/explore:"),
+    ],
+    "Sampling and training": [
+        st.Page("views/samplers.py", title="Samplers", icon=":material/compare_arrows:"),
+        st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    ],
+    "Images": [
+        st.Page("views/mnist.py", title="MNIST", icon=":material/draw:"),
+        st.Page("views/baselines.py", title="Diffusion vs GAN vs VAE", icon=":material/balance:"),
+    ],
+}
+current = st.navigation(sitemap.declare(pages))  # Home's map and Train's links read the same list
 with st.sidebar:
     st.caption("Each page keeps its settings in the address bar: copy the link to share the exact view, "
                "seed included.")

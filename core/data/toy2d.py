@@ -8,9 +8,10 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -321,7 +322,7 @@ def _points_from_text(text: str, max_rows: int) -> np.ndarray:
     _check_columns(len(_split(lines[:1])[0]))
     _check_count(len(lines), max_rows)
     rows = _split(lines)
-    for number, row in zip(line_numbers, rows):
+    for number, row in zip(line_numbers, rows, strict=False):  # a quoted field can span lines
         if len(row) != 2:
             raise PointCloudError(f"line {number} has {len(row)} values; expected 2 (x, y) like the first row")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -115,3 +116,15 @@ class GAN(nn.Module):
             loss_d = loss_d + 0.5 * self.config.r1_gamma * grad.pow(2).flatten(1).sum(1).mean()
         self.last_losses = (loss_d.item(), loss_g.item())
         return loss_d + loss_g
+
+
+@torch.no_grad()
+def discriminator_map(discriminator: nn.Module, lim: float, n: int = 40) -> np.ndarray:
+    """D(x) = sigmoid(D's logit) on an n x n grid over [-lim, lim]^2 (a 2D GAN): (n, n) float32, z[iy, ix]
+    (Plotly's heatmap order), as GAN Lab draws it (Kahng et al. 2018). The weights and their mode are left as
+    they are, so this can run inside a training callback."""
+    p = next(discriminator.parameters())
+    xs = torch.linspace(-lim, lim, n, device=p.device, dtype=p.dtype)
+    gy, gx = torch.meshgrid(xs, xs, indexing="ij")
+    logits = discriminator(torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1))
+    return torch.sigmoid(logits.float()).reshape(n, n).cpu().numpy()

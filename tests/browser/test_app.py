@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.harness import CHROMIUM, LAUNCH_ARGS, chromium_available, exception_text, running_app, wait_idle
+from tests.browser.harness import CHROMIUM, LAUNCH_ARGS, chromium_available, exception_text, running_app, wait_idle
 
 if not chromium_available():
     if os.environ.get("CI"):

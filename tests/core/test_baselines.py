@@ -23,8 +23,8 @@ MANIFEST = json.loads((PRETRAINED_DIR / "manifest.json").read_text())["models"]
 
 
 def _grads(model: nn.Module, params: list[nn.Parameter], loss: torch.Tensor) -> list[torch.Tensor]:
-    return [g if g is not None else torch.zeros_like(p)
-            for p, g in zip(params, torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))]
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return [g if g is not None else torch.zeros_like(p) for p, g in zip(params, grads, strict=True)]
 
 
 @pytest.mark.parametrize("kind, x", [("mlp", torch.randn(64, 2)), ("dcgan", torch.rand(8, 1, 28, 28) * 2 - 1)])
@@ -40,9 +40,9 @@ def test_gan_loss_moves_each_player_by_its_own_loss(kind, x):
         nn.functional.softplus(gan.discriminator(fake.detach())).mean()
     loss_g = nn.functional.softplus(-gan.discriminator(fake)).mean()  # moves D too: excluded below
     torch.testing.assert_close(total, loss_d + loss_g)
-    for got, want in zip(_grads(gan, d_params, total), _grads(gan, d_params, loss_d)):
+    for got, want in zip(_grads(gan, d_params, total), _grads(gan, d_params, loss_d), strict=True):
         torch.testing.assert_close(got, want)
-    for got, want in zip(_grads(gan, g_params, total), _grads(gan, g_params, loss_g)):
+    for got, want in zip(_grads(gan, g_params, total), _grads(gan, g_params, loss_g), strict=True):
         torch.testing.assert_close(got, want)
     assert any(g.abs().sum() > 0 for g in _grads(gan, g_params, total))
     assert gan.last_losses == pytest.approx((loss_d.item(), loss_g.item()), rel=1e-5)

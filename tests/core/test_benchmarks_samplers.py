@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from benchmarks.samplers import dpm_line, grid_line, pivot_table, steps_for_nfe
-from core.samplers import sample
+from benchmarks.samplers import dpm_line, grid_line, pivot_table
+from core.samplers import sample, steps_for_nfe
 from core.schedules import make_schedule
 
 

@@ -9,7 +9,8 @@ import torch
 from core.__main__ import main
 from core.checkpoints import CheckpointError, load_checkpoint, load_pretrained, save_checkpoint
 from core.schedules import make_schedule
-from core.training import TrainConfig, train_ddpm_2d
+from core.train_2d import train_ddpm_2d
+from core.training import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +168,7 @@ def test_training_state_restores_weights_optimiser_and_random_generators(tmp_pat
     assert torch.equal(torch.get_rng_state(), expected_rng) and torch.equal(g2.get_state(), expected_g)
     assert ema2.updates == 3
     for a, b in [(model, model2), (ema.model, ema2.model)]:
-        for (k, v), v2 in zip(a.state_dict().items(), b.state_dict().values()):
+        for (k, v), v2 in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
             assert torch.equal(v, v2), k
     s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
     assert s1.keys() == s2.keys()

@@ -6,8 +6,19 @@ import pytest
 import torch
 
 from core.analytic import GaussianMixture
-from core.diffusion import (elbo_per_dim, eps_to_score, eps_to_x0, gaussian_kl, loss_simple, q_posterior,
-                            q_sample, score_to_eps, v_to_eps, vlb_terms, x0_to_eps)
+from core.diffusion import (
+    elbo_per_dim,
+    eps_to_score,
+    eps_to_x0,
+    gaussian_kl,
+    loss_simple,
+    q_posterior,
+    q_sample,
+    score_to_eps,
+    v_to_eps,
+    vlb_terms,
+    x0_to_eps,
+)
 from core.schedules import make_schedule
 
 

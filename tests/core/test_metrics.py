@@ -162,7 +162,7 @@ def _ring_means(k: int = 8) -> torch.Tensor:
 def _mixture_samples(means: torch.Tensor, modes: list[int], per_mode: int, std: float) -> torch.Tensor:
     g = _gen(20)
     noise = [std * torch.randn(per_mode, 2, generator=g, dtype=torch.float64) for _ in modes]
-    return torch.cat([means[k] + eps for k, eps in zip(modes, noise)])
+    return torch.cat([means[k] + eps for k, eps in zip(modes, noise, strict=True)])
 
 
 def test_mode_coverage_all_modes() -> None:

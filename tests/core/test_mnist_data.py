@@ -19,7 +19,7 @@ def _write_idx(directory, prefix, images, labels, gz=False, corrupt=None):
         img = struct.pack(">I", 1234) + img[4:]
     names = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}[prefix]
-    for name, data in zip(names, (img, lbl)):
+    for name, data in zip(names, (img, lbl), strict=True):
         path = directory / (name + (".gz" if gz else ""))
         path.write_bytes(gzip.compress(data) if gz else data)
 

@@ -17,7 +17,6 @@ from core.models.classifier import MNISTClassifier
 from core.models.unet import UNet, UNetConfig
 from core.train_mnist import accuracy
 
-
 # --- 6. Fréchet distance ------------------------------------------------------------------------------
 
 

@@ -361,3 +361,46 @@ def test_ddim_50_overhead_on_10k_points_is_under_20_percent_of_the_network() -> 
     network_50 = 5 * best(ten_network_calls, 2)
     overhead = best(lambda: sample(free, s, x, method="ddim", steps=50, generator=_gen(2)), 5)
     assert overhead < 0.2 * network_50, f"overhead {overhead:.3f} s vs 50 network calls {network_50:.3f} s"
+
+
+# --- the public samplers are what sample() runs --------------------------------------------------------
+
+
+@pytest.mark.parametrize("method, step_name", [("ddim", "ddim_step"), ("ddpm", "ddpm_step")])
+def test_sample_runs_the_public_step_function(linear, eight, monkeypatch, method: str, step_name: str) -> None:
+    """sample(method=...) goes through SAMPLERS[method], which calls the public step function at every step:
+    replacing the step function changes the result (so the code the docs and the Reverse page show is the code
+    that runs)."""
+    import core.samplers as samplers
+
+    assert samplers.SAMPLERS[method] is getattr(samplers, f"sample_{method}")
+    x_T = torch.randn(64, 2, generator=_gen(0))
+    model = eight.as_eps_model(linear)
+    before = sample(model, linear, x_T, method=method, steps=10, generator=_gen(1)).x0
+    calls = []
+    real = getattr(samplers, step_name)
+
+    def shifted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs) + 1.0
+
+    monkeypatch.setattr(samplers, step_name, shifted)
+    after = sample(model, linear, x_T, method=method, steps=10, generator=_gen(1)).x0
+    assert len(calls) == 10
+    assert not torch.allclose(after, before)
+    monkeypatch.undo()
+    again = sample(model, linear, x_T, method=method, steps=10, generator=_gen(1)).x0
+    assert torch.equal(again, before)
+
+
+def test_samplers_registry_has_one_signature() -> None:
+    """Every SAMPLERS entry takes (eps_fn, schedule, x, steps, rec, generator) and keyword-only options."""
+    import inspect
+
+    from core.samplers import METHODS, SAMPLERS
+
+    assert tuple(SAMPLERS) == METHODS
+    for name, fn in SAMPLERS.items():
+        params = list(inspect.signature(fn).parameters.values())
+        assert [p.name for p in params[:6]] == ["eps_fn", "s", "x", "steps", "rec", "generator"], name
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[6:]), name

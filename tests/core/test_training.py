@@ -6,10 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from core.training import EMA, TrainConfig, train, train_ddpm_2d
 from core.data.toy2d import sample_toy
 from core.diffusion import loss_simple
 from core.schedules import make_schedule
+from core.train_2d import train_ddpm_2d
+from core.training import EMA, TrainConfig, train
 
 
 def _tiny_regression(nan_at: int | None = None):
@@ -36,7 +37,7 @@ def test_learns_and_is_deterministic():
         runs.append(res)
     assert runs[0].losses[-1] < 1e-3 * runs[0].losses[0]
     assert runs[0].losses == runs[1].losses
-    for a, b in zip(runs[0].ema_model.parameters(), runs[1].ema_model.parameters()):
+    for a, b in zip(runs[0].ema_model.parameters(), runs[1].ema_model.parameters(), strict=True):
         assert torch.equal(a, b)
     assert runs[0].stop_reason == "steps" and runs[0].steps == 300
 
@@ -49,7 +50,7 @@ def test_nan_guard_keeps_the_last_good_weights():
                 callback=lambda info: snapshots.append([p.detach().clone() for p in model.parameters()]))
     assert res.stop_reason == "nonfinite" and res.steps == 5
     assert "step 5" in res.message and "non-finite" in res.message
-    for p, good in zip(res.model.parameters(), snapshots[-1]):
+    for p, good in zip(res.model.parameters(), snapshots[-1], strict=True):
         assert torch.equal(p, good) and torch.isfinite(p).all()
     assert all(torch.isfinite(p).all() for p in res.ema_model.parameters())
 

@@ -38,5 +38,5 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     for net in (a, b):
         net.train()
         net(x, t, y).pow(2).mean().backward()
-    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa.grad, pb.grad, atol=1e-6, rtol=1e-4, msg=name)

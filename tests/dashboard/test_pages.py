@@ -10,19 +10,21 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from core.diffusion import forward_chain
+from core.schedules import make_schedule
+from dashboard.ui.sitemap import PAGES_DIR as DASHBOARD_DIR
+from dashboard.ui.sitemap import SUMMARIES as PAGES
+from dashboard.ui.sitemap import existing_pages
+from dashboard.ui.widgets import number_coercer
 from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
 
-from core.schedules import make_schedule
-from core.diffusion import forward_chain
-from dashboard.components.common import DASHBOARD_DIR, PAGES, _number_coercer, existing_pages
-
-MY_PAGES = ["home.py", "schedules.py", "forward.py"]
+MY_PAGES = ["views/home.py", "views/schedules.py", "views/forward.py"]
 
 
 def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
-    if page != "home.py":
+    if page != "views/home.py":
         at.switch_page(page)
         at.query_params.update(query or {})
         at.run()
@@ -73,7 +75,7 @@ def sweep(at: AppTest) -> int:
 
 
 def test_router_registers_existing_pages_only():
-    at = open_page("home.py")
+    at = open_page("views/home.py")
     links = {el.proto.page for el in at.get("page_link")}
     expected = {p.file.removesuffix(".py") for p in existing_pages() if p.file != "home.py"}
     assert links == expected and {"schedules", "forward"} <= links
@@ -93,7 +95,7 @@ def test_page_has_equation_explanation_hint_and_code(page):
 
 
 def test_home_shows_forward_and_reverse_rows():
-    at = ok(open_page("home.py"))
+    at = ok(open_page("views/home.py"))
     fwd, rev = plotly_specs(at)
     assert len(fwd["data"]) == len(rev["data"]) == 5
     # forward ends near N(0, I); the exact-score reverse run ends on the eight modes (radius ~1.4)
@@ -106,7 +108,7 @@ def test_home_shows_forward_and_reverse_rows():
 
 
 def test_schedules_default_reaches_noise_and_t50_linear_warns():
-    at = ok(open_page("schedules.py"))
+    at = ok(open_page("views/schedules.py"))
     assert not at.warning
     metrics = {m.label: m.value for m in at.metric}
     assert set(metrics) == {"linear: ᾱ_T", "cosine: ᾱ_T", "sigmoid: ᾱ_T", "custom: ᾱ_T"}
@@ -126,7 +128,7 @@ def test_schedules_default_reaches_noise_and_t50_linear_warns():
 
 
 def test_schedules_charts_are_long_form_and_follow_controls():
-    at = ok(open_page("schedules.py"))
+    at = ok(open_page("views/schedules.py"))
     frames = vega_frames(at)
     assert len(frames) == 4
     assert [set(f["quantity"]) for f in frames] == [{"beta"}, {"alpha_bar"}, {"log_snr"}, {"beta_tilde"}]
@@ -142,7 +144,7 @@ def test_schedules_charts_are_long_form_and_follow_controls():
 
 
 def test_schedules_samples_follow_t_and_toy():
-    at = ok(open_page("schedules.py"))
+    at = ok(open_page("views/schedules.py"))
     row_t, row_T = plotly_specs(at)
     assert row_t["layout"]["yaxis"]["scaleanchor"] == "x" and row_t["layout"]["xaxis"]["range"] == [-4, 4]
     assert "N(0, I)" in row_T["layout"]["annotations"][-1]["text"]
@@ -164,7 +166,7 @@ def test_schedules_samples_follow_t_and_toy():
     (" , ", "enter at least one beta"),
 ])
 def test_schedules_invalid_custom_betas_show_the_engine_error(text, message):
-    at = ok(open_page("schedules.py"))
+    at = ok(open_page("views/schedules.py"))
     at.text_input(key="schedules.custom").input(text).run()
     ok(at)
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
@@ -173,7 +175,7 @@ def test_schedules_invalid_custom_betas_show_the_engine_error(text, message):
 
 
 def test_schedules_custom_knots_are_interpolated():
-    at = ok(open_page("schedules.py"))
+    at = ok(open_page("views/schedules.py"))
     at.text_input(key="schedules.custom").input("0.0001, 0.02").run()
     metrics = {m.label: m.value for m in ok(at).metric}
     assert metrics["custom: ᾱ_T"] == metrics["linear: ᾱ_T"]  # two knots = the linear schedule
@@ -183,7 +185,7 @@ def test_schedules_custom_knots_are_interpolated():
 def test_schedules_query_params_initialise_widgets():
     query = {"T": "200", "lin_end": "0.05", "cos_s": "0.1", "sig_tau": "0.5", "custom": "0.01, 0.02",
              "toy": "rings", "t": "150", "seed": "7"}
-    at = ok(open_page("schedules.py", query))
+    at = ok(open_page("views/schedules.py", query))
     assert at.slider(key="schedules.T").value == 200
     assert at.slider(key="schedules.lin_end").value == pytest.approx(0.05)
     assert at.slider(key="schedules.cos_s").value == pytest.approx(0.1)
@@ -198,7 +200,7 @@ def test_schedules_query_params_initialise_widgets():
 def test_schedules_absurd_query_params_fall_back_to_defaults():
     query = {"T": "1e400", "lin_start": "nan", "lin_end": "-inf", "cos_s": "abc", "sig_start": "99",
              "toy": "../../etc/passwd", "t": "0x10", "seed": "-3", "custom": "x" * 5000}
-    at = ok(open_page("schedules.py", query))
+    at = ok(open_page("views/schedules.py", query))
     assert at.slider(key="schedules.T").value == 1000
     assert at.slider(key="schedules.lin_start").value == pytest.approx(1e-4)
     assert at.slider(key="schedules.sig_start").value == -3.0
@@ -209,7 +211,7 @@ def test_schedules_absurd_query_params_fall_back_to_defaults():
 
 
 def test_schedules_widgets_write_back_to_the_url():
-    at = ok(open_page("schedules.py"))
+    at = ok(open_page("views/schedules.py"))
     assert not at.query_params
     at.selectbox(key="schedules.toy").set_value("two_moons").run()
     at.number_input(key="schedules.seed").set_value(3).run()
@@ -220,7 +222,7 @@ def test_schedules_widgets_write_back_to_the_url():
 
 def test_changing_T_keeps_t_when_it_still_fits():
     """t's slider gets a new max (and a new widget id) when T changes; its value must survive."""
-    at = ok(open_page("schedules.py", {"t": "100"}))
+    at = ok(open_page("views/schedules.py", {"t": "100"}))
     at.slider(key="schedules.T").set_value(500).run()
     assert ok(at).slider(key="schedules.t").value == 100 and at.slider(key="schedules.t").max == 500
     at.slider(key="schedules.T").set_value(50).run()
@@ -228,18 +230,18 @@ def test_changing_T_keeps_t_when_it_still_fits():
 
 
 def test_settings_survive_a_visit_to_another_page():
-    at = ok(open_page("schedules.py", {"T": "50", "toy": "rings"}))
+    at = ok(open_page("views/schedules.py", {"T": "50", "toy": "rings"}))
     at.query_params.clear()  # the browser drops the query string on navigation
-    at.switch_page("forward.py").run()
+    at.switch_page("views/forward.py").run()
     assert ok(at).slider(key="forward.T").value == 1000  # pages do not share settings
     at.query_params.clear()
-    at.switch_page("schedules.py").run()
+    at.switch_page("views/schedules.py").run()
     assert ok(at).slider(key="schedules.T").value == 50 and at.selectbox(key="schedules.toy").value == "rings"
     assert at.query_params["T"] == "50" and at.query_params["toy"] == "rings"  # the link is rebuilt
 
 
 def test_schedules_control_sweep():
-    at = ok(open_page("schedules.py"))
+    at = ok(open_page("views/schedules.py"))
     assert sweep(at) >= 30
     for text in ("0.9", "0.001, 0.5, 0.001", "1e-5", "0.02, -1"):
         at.text_input(key="schedules.custom").input(text).run()
@@ -250,7 +252,7 @@ def test_schedules_control_sweep():
 
 
 def test_forward_animation_has_frames_contours_and_paths():
-    at = ok(open_page("forward.py"))
+    at = ok(open_page("views/forward.py"))
     (fig,) = plotly_specs(at)
     assert 20 <= len(fig["frames"]) <= 30
     assert [d["type"] for d in fig["data"]] == ["contour", "scatter", "scatter", "scatter"]
@@ -267,7 +269,7 @@ def test_forward_animation_has_frames_contours_and_paths():
 
 
 def test_forward_controls_change_the_animation():
-    at = ok(open_page("forward.py"))
+    at = ok(open_page("views/forward.py"))
     base = xy(plotly_specs(at)[0]["frames"][0]["data"][1])
     at.number_input(key="forward.seed").set_value(5).run()
     assert not np.allclose(base, xy(plotly_specs(ok(at))[0]["frames"][0]["data"][1]))
@@ -282,22 +284,22 @@ def test_forward_controls_change_the_animation():
 
 
 def test_forward_query_params_initialise_and_bad_ones_are_ignored():
-    at = ok(open_page("forward.py", {"toy": "rings", "schedule": "cosine", "T": "300", "n": "500", "seed": "9"}))
+    at = ok(open_page("views/forward.py", {"toy": "rings", "schedule": "cosine", "T": "300", "n": "500", "seed": "9"}))
     assert at.selectbox(key="forward.toy").value == "rings"
     assert at.selectbox(key="forward.schedule").value == "cosine"
     assert (at.slider(key="forward.T").value, at.slider(key="forward.n").value) == (300, 500)
     assert at.number_input(key="forward.seed").value == 9
-    at = ok(open_page("forward.py", {"toy": "", "schedule": "cosin", "T": "-5", "n": "10**9", "seed": "1e999"}))
+    at = ok(open_page("views/forward.py", {"toy": "", "schedule": "cosin", "T": "-5", "n": "10**9", "seed": "1e999"}))
     assert (at.slider(key="forward.T").value, at.slider(key="forward.n").value) == (1000, 1000)
     assert at.selectbox(key="forward.schedule").value == "linear"
 
 
 def test_forward_control_sweep():
-    at = ok(open_page("forward.py"))
+    at = ok(open_page("views/forward.py"))
     assert sweep(at) >= 20
 
 
-# --- components -----------------------------------------------------------------------------------------------
+# --- helpers -------------------------------------------------------------------------------------------------
 
 
 def test_forward_chain_marginal_matches_q_sample():
@@ -313,9 +315,9 @@ def test_forward_chain_marginal_matches_q_sample():
 
 
 def test_number_coercer_rejects_absurd_url_values_and_clamps_stored_ones():
-    c = _number_coercer(10, 1000, 10, True)
+    c = number_coercer(10, 1000, 10, True)
     assert [c(v, False) for v in ("50", "60.0", "1e400", "nan", "abc", "5", None, "2000")] == \
         [50, 60, None, None, None, None, None, None]
     assert c(2000, True) == 1000 and c(3, True) == 10
-    f = _number_coercer(0.0, 0.2, 0.001, False)
+    f = number_coercer(0.0, 0.2, 0.001, False)
     assert f("0.008", False) == pytest.approx(0.008) and f("-inf", False) is None

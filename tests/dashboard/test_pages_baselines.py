@@ -17,12 +17,12 @@ import torch
 from streamlit.runtime.scriptrunner import RerunData, RerunException, StopException
 from streamlit.testing.v1 import AppTest
 
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
-
 from core.checkpoints import read_manifest
 from core.data.toy2d import MIXTURE_TOYS
 from core.evaluate import parameter_counts
-from dashboard.components import compare
+from core.interpolate import slerp
+from dashboard.ui import baselines as compare
+from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
 
 MANIFEST = read_manifest()["models"]
 
@@ -30,7 +30,7 @@ MANIFEST = read_manifest()["models"]
 def open_page(query: dict[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=120).run()
     ok(at)
-    at.switch_page("baselines.py")
+    at.switch_page("views/baselines.py")
     at.query_params.update(query or {})
     return ok(at.run())
 
@@ -275,8 +275,8 @@ def test_race_trains_all_three_with_a_tiny_budget(monkeypatch):
     assert list(maps) == ["x" if i == 1 else f"x{i}" for i in range(1, len(gan.snapshots) + 1)]
     assert not d_maps(snaps[0]) and not d_maps(snaps[2])
     shown_maps = list(maps.values())
-    assert all(np.allclose(m, s.d_map, atol=1e-6) for m, s in zip(shown_maps, gan.snapshots))
-    assert all(np.abs(a - b).max() > 1e-3 for a, b in zip(shown_maps, shown_maps[1:]))
+    assert all(np.allclose(m, s.d_map, atol=1e-6) for m, s in zip(shown_maps, gan.snapshots, strict=True))
+    assert all(np.abs(a - b).max() > 1e-3 for a, b in zip(shown_maps, shown_maps[1:], strict=False))
     assert all(snaps[1]["layout"][f"yaxis{'' if i == 1 else i}"]["scaleanchor"] == f"x{'' if i == 1 else i}"
                for i in range(1, len(shown_maps) + 1))  # still equal axes
     assert any("GAN Lab" in c.value and "chase" in c.value for c in at.caption)
@@ -326,7 +326,7 @@ def test_a_stopped_race_is_adopted_by_the_next_run():
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.session_state[compare.MAILBOX_KEY] = {"active": None, "done": race}
     at.run()
-    at.switch_page("baselines.py").run()
+    at.switch_page("views/baselines.py").run()
     ok(at)
     assert at.session_state[compare.RACE_KEY].id == race.id
     assert at.session_state[compare.MAILBOX_KEY]["done"] is None
@@ -340,7 +340,7 @@ def test_a_stopped_race_is_adopted_by_the_next_run():
 
 def test_helpers_slerp_curves_and_parameter_counts():
     a, b = torch.randn(3, 2), torch.randn(3, 2)
-    path = compare.slerp(a, b, [0.0, 0.5, 1.0])
+    path = slerp(a, b, [0.0, 0.5, 1.0])
     assert torch.allclose(path[0], a, atol=1e-5) and torch.allclose(path[-1], b, atol=1e-5)
     assert compare.curves_frame({"training": {"steps_done": 5000}}) is None  # an old checkpoint: no curve
     f = compare.curves_frame({"training": {"steps_done": 450, "loss_curve": [1.0] * 150, "loss_d_curve": [1.4] * 150,

@@ -1,5 +1,5 @@
 """AppTest checks of the model pages (Score field with its Likelihood section, Train) and unit tests of their
-helpers (dashboard/components/fields.py, live.py). Run: python -m pytest tests/dashboard/test_pages_model.py -q"""
+helpers (dashboard/ui/score_field.py, train.py). Run: python -m pytest tests/dashboard/test_pages_model.py -q"""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ import torch
 from streamlit.runtime.scriptrunner import RerunData, RerunException, StopException
 from streamlit.testing.v1 import AppTest
 
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
-
 from core.analytic import toy_mixture
 from core.checkpoints import Pretrained, load_checkpoint, load_pretrained
 from core.data.toy2d import TOY_NAMES, sample_toy
+from core.langevin import langevin_dynamics, langevin_levels
 from core.likelihood import ode_log_likelihood
 from core.schedules import make_schedule
 from core.training import TrainConfig
-from dashboard.components import fields, live
+from dashboard.ui import score_field as fields
+from dashboard.ui import train as live
+from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
 
 
 def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
@@ -93,7 +94,7 @@ def sweep(at: AppTest, skip: tuple[str, ...] = (), options: dict[str, list] | No
 
 
 def test_score_field_shows_learned_exact_and_difference():
-    at = open_page("score_field.py")
+    at = open_page("views/score_field.py")
     assert len(at.latex) >= 3  # the score, Langevin, the likelihood
     assert any(i.value.startswith("**Try this:**") for i in at.info)
     assert [e.label for e in at.expander][0] == "Show the code"
@@ -112,8 +113,8 @@ def test_score_field_shows_learned_exact_and_difference():
     # learned and exact point the same way where the data is (the pretrained model is good at t = 100)
     o2, tip2 = arrows(traces_on(field, "x2")[-1])
     common = {tuple(np.round(p, 4)) for p in o} & {tuple(np.round(p, 4)) for p in o2}
-    d1 = {tuple(np.round(p, 4)): v for p, v in zip(o, tip - o)}
-    d2 = {tuple(np.round(p, 4)): v for p, v in zip(o2, tip2 - o2)}
+    d1 = {tuple(np.round(p, 4)): v for p, v in zip(o, tip - o, strict=True)}
+    d2 = {tuple(np.round(p, 4)): v for p, v in zip(o2, tip2 - o2, strict=True)}
     near = [p for p in common if np.hypot(*p) < 2.0]
     cos = [np.dot(d1[p], d2[p]) / (np.linalg.norm(d1[p]) * np.linalg.norm(d2[p])) for p in near]
     assert np.median(cos) > 0.95
@@ -126,7 +127,7 @@ def test_score_field_shows_learned_exact_and_difference():
 
 
 def test_score_field_controls_change_the_output():
-    at = open_page("score_field.py")
+    at = open_page("views/score_field.py")
     o, tip = arrows(traces_on(plotly_specs(at)[0])[-1])
     at.selectbox(key="score_field.show").set_value("eps").run()
     o_e, tip_e = arrows(traces_on(plotly_specs(ok(at))[0])[-1])
@@ -152,7 +153,7 @@ def test_score_field_controls_change_the_output():
 def test_score_field_query_params_initialise_widgets():
     query = {"model": "ddpm-twenty_five_gaussians", "t": "10", "show": "eps", "view": "flow", "n": "12",
              "seed": "3", "ln": "200", "lsteps": "80", "eta": "0.3", "anneal": "1", "lln": "12"}
-    at = open_page("score_field.py", query)
+    at = open_page("views/score_field.py", query)
     assert at.selectbox(key="score_field.model").value == "ddpm-twenty_five_gaussians"
     assert at.slider(key="score_field.t").value == 10 and at.slider(key="score_field.n").value == 12
     assert at.selectbox(key="score_field.show").value == "eps" and at.selectbox(key="score_field.view").value == "flow"
@@ -162,21 +163,21 @@ def test_score_field_query_params_initialise_widgets():
     assert at.slider(key="score_field.lln").value == 12 and not at.toggle(key="score_field.ll").value
     assert {k: at.query_params[k] for k in query} == query
     bad = {"model": "session:deadbeef", "t": "5000", "show": "x", "n": "nan", "eta": "-1", "ll": "maybe"}
-    at = open_page("score_field.py", bad)
+    at = open_page("views/score_field.py", bad)
     assert at.selectbox(key="score_field.model").value == "ddpm-eight_gaussians"
     assert at.slider(key="score_field.t").value == 100 and at.slider(key="score_field.n").value == 20
     assert not set(bad) & set(at.query_params)
 
 
 def test_score_field_control_sweep():
-    at = open_page("score_field.py")
+    at = open_page("views/score_field.py")
     options = {"score_field.model": [f"ddpm-{toy}" for toy in TOY_NAMES], "score_field.show": ["score", "eps"],
                "score_field.view": ["arrows", "flow"]}
     assert sweep(at, skip=("score_field.ll",), options=options) >= 40
 
 
 def test_likelihood_section_ode_elbo_and_true_density():
-    at = open_page("score_field.py", {"lln": "10"})
+    at = open_page("views/score_field.py", {"lln": "10"})
     assert not at.dataframe
     at.toggle(key="score_field.ll").set_value(True).run()
     ok(at)
@@ -199,14 +200,14 @@ def test_likelihood_section_ode_elbo_and_true_density():
 
 
 def trained(at: AppTest) -> dict:
-    """The models trained in this AppTest session (dashboard.components.models.SESSION_KEY)."""
+    """The models trained in this AppTest session (dashboard.ui.models.SESSION_KEY)."""
     return at.session_state["session_models"] if "session_models" in at.session_state else {}
 
 
 def test_train_never_trains_on_load_and_reads_query_params():
     query = {"data": "two_moons", "schedule": "linear", "T": "50", "width": "32", "steps": "500", "budget": "30",
              "seed": "4"}
-    at = open_page("train.py", query)
+    at = open_page("views/train.py", query)
     assert at.selectbox(key="train.data").value == "two_moons" and at.selectbox(key="train.schedule").value == "linear"
     assert (at.slider(key="train.T").value, at.slider(key="train.width").value) == (50, 32)
     assert (at.slider(key="train.steps").value, at.slider(key="train.budget").value) == (500, 30)
@@ -218,14 +219,14 @@ def test_train_never_trains_on_load_and_reads_query_params():
 
 
 def test_train_control_sweep():
-    at = open_page("train.py")
+    at = open_page("views/train.py")
     options = {"train.data": [*TOY_NAMES, "points"], "train.schedule": ["cosine", "linear", "sigmoid", "quadratic"]}
     assert sweep(at, options=options) >= 30
     assert not trained(at)  # no control trains
 
 
 def test_train_tiny_run_registers_a_model_that_the_score_field_uses():
-    at = open_page("train.py", {"steps": "100"})
+    at = open_page("views/train.py", {"steps": "100"})
     at.button(key="train.go").click().run()
     ok(at)
     models = at.session_state["session_models"]
@@ -251,7 +252,7 @@ def test_train_tiny_run_registers_a_model_that_the_score_field_uses():
     # usable on the Score field page: preselected through the link's query parameter, listed in the picker
     at.query_params.clear()
     at.query_params["model"] = token
-    at.switch_page("score_field.py").run()
+    at.switch_page("views/score_field.py").run()
     ok(at)
     assert at.selectbox(key="score_field.model").value == token
     assert any(o.startswith("yours: #1 eight gaussians") for o in at.selectbox(key="score_field.model").options)
@@ -262,7 +263,7 @@ def test_train_tiny_run_registers_a_model_that_the_score_field_uses():
 
 
 def test_train_bad_points_show_the_engine_message_and_keep_the_session(tmp_path):
-    at = open_page("train.py", {"data": "points", "steps": "100"})
+    at = open_page("views/train.py", {"data": "points", "steps": "100"})
     assert any("Upload a CSV file or paste" in i.value for i in at.info)
     assert at.button(key="train.go").disabled
     good = "x,y\n" + "\n".join(f"{i / 10},{math.sin(i / 5):.4f}" for i in range(60))
@@ -309,7 +310,7 @@ def test_a_stopped_runs_model_is_adopted_by_the_next_run():
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.session_state[live.MAILBOX_KEY] = {"active": None, "done": (run, Pretrained(p.model, p.schedule, config))}
     at.run()
-    at.switch_page("train.py").run()
+    at.switch_page("views/train.py").run()
     ok(at)
     (token,) = trained(at)
     assert at.session_state[live.RUN_KEY].token == token
@@ -367,7 +368,7 @@ def test_langevin_with_the_exact_score_samples_q_t_and_annealing_fixes_mode_weig
     def run(toy: str, t: int, annealed: bool) -> tuple[float, float, float]:
         gm = toy_mixture(toy)
         n, g = 800, torch.Generator().manual_seed(0)
-        x, paths = fields.langevin(gm.as_eps_model(s), s, torch.randn(n, 2, generator=g), t, 200 if t > 50 else 100,
+        x, paths = langevin_dynamics(gm.as_eps_model(s), s, torch.randn(n, 2, generator=g), t, 200 if t > 50 else 100,
                                    0.5, generator=g, annealed=annealed)
         ab = float(s.alpha_bars[t])
         dist, k = torch.cdist(x, math.sqrt(ab) * gm.means.float()).min(1)
@@ -385,11 +386,11 @@ def test_langevin_with_the_exact_score_samples_q_t_and_annealing_fixes_mode_weig
 
 def test_langevin_levels_and_arrows_geometry():
     s = make_schedule("linear", 1000)
-    assert fields.langevin_levels(s, 50, 100, False) == [(50, 100)]
-    levels = fields.langevin_levels(s, 50, 95, True)
+    assert langevin_levels(s, 50, 100, False) == [(50, 100)]
+    levels = langevin_levels(s, 50, 95, True)
     assert levels[0][0] == 999 and levels[-1][0] == 50 and sum(c for _, c in levels) == 95
     assert [a for a, _ in levels] == sorted((a for a, _ in levels), reverse=True)
-    assert fields.langevin_levels(s, 50, 0, True) == [(50, 0)]
+    assert langevin_levels(s, 50, 0, True) == [(50, 0)]
     o = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
     v = np.array([[1.0, 0.0], [0.0, -10.0], [0.0, 0.0]])
     tr = fields.arrows_trace(o, v, cell=0.5, scale=2.0, color="red", name="a").to_plotly_json()

@@ -13,13 +13,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs
-
 from core.checkpoints import load_pretrained
 from core.data.toy2d import TOY_NAMES
-from core.samplers import METHODS
-from dashboard.components import sampling
-from dashboard.components.models import SessionModel
+from core.samplers import METHODS, steps_for_nfe
+from dashboard.ui import sampling
+from dashboard.ui.models import SessionModel
+from tests.dashboard.apptest_helpers import APP, ok, plotly_specs
 
 EIGHT_RADIUS = math.sqrt(2 * (1 - 0.01))  # eight_gaussians modes in standardised units (see test_pages.py)
 
@@ -73,7 +72,7 @@ def session_cloud_model(token: str) -> tuple[dict, np.ndarray]:
 
 
 def test_reverse_page_header_animation_and_metrics():
-    at = open_page("reverse.py")
+    at = open_page("views/reverse.py")
     assert len(at.latex) >= 1 and any(i.value.startswith("**Try this:**") for i in at.info)
     assert [e.label for e in at.expander] == ["Show the code"]
     assert [c.value.lstrip()[:4] for c in at.code][:2] == ["def ", "def "]  # sample() and ddpm_step
@@ -97,7 +96,7 @@ def test_reverse_page_header_animation_and_metrics():
 
 
 def test_reverse_method_steps_seed_and_points_change_the_output():
-    at = open_page("reverse.py")
+    at = open_page("views/reverse.py")
     base = xy(plotly_specs(at)[0]["frames"][-1]["data"][0])
     set_and_run(at, "selectbox", "reverse.method", "ddim")
     assert metrics(at)["NFE"] == "50"
@@ -122,14 +121,14 @@ def test_reverse_method_steps_seed_and_points_change_the_output():
 def test_reverse_query_params_initialise_widgets_and_bad_ones_fall_back():
     query = {"method": "predictor_corrector", "steps_predictor_corrector": "20", "sde": "ve", "n": "400",
              "seed": "7", "exact": "1"}
-    at = open_page("reverse.py", query)
+    at = open_page("views/reverse.py", query)
     assert at.selectbox(key="reverse.method").value == "predictor_corrector"
     assert at.slider(key="reverse.steps_predictor_corrector").value == 20
     assert at.selectbox(key="reverse.sde").value == "ve"
     assert at.toggle(key="reverse.exact").value is True
     assert metrics(at)["NFE"] == "40"
     assert {k: at.query_params[k] for k in query} == query
-    at = open_page("reverse.py", {"method": "ddpmx", "steps_ddpm": "5000", "n": "nan", "seed": "-1",
+    at = open_page("views/reverse.py", {"method": "ddpmx", "steps_ddpm": "5000", "n": "nan", "seed": "-1",
                                   "model": "../etc/passwd", "exact": "maybe"})
     assert at.selectbox(key="reverse.method").value == "ddpm"
     assert at.slider(key="reverse.steps_ddpm").value == 100 and at.slider(key="reverse.n").value == 1000
@@ -138,7 +137,7 @@ def test_reverse_query_params_initialise_widgets_and_bad_ones_fall_back():
 
 
 def test_reverse_exact_score_toggle():
-    at = open_page("reverse.py", {"method": "ddim", "steps_ddim": "20"})
+    at = open_page("views/reverse.py", {"method": "ddim", "steps_ddim": "20"})
     learned = plotly_specs(at)[0]["frames"]
     at.toggle(key="reverse.exact").set_value(True).run()
     assert any("Exact score" in c.value for c in ok(at).caption)
@@ -154,7 +153,7 @@ def test_reverse_overlays_a_users_own_point_cloud():
     session, pts = session_cloud_model("session:reverse01")
     # AppTest formats selectbox values outside the script thread, where session models are unknown, so the model
     # is picked through the URL (one render: no widget interaction after it)
-    at = open_page("reverse.py", {"model": "session:reverse01"}, session=session)
+    at = open_page("views/reverse.py", {"model": "session:reverse01"}, session=session)
     assert any("yours: my ellipse" in c.value for c in at.caption)
     (fig,) = plotly_specs(at)
     assert np.allclose(xy(fig["data"][0]), pts, atol=1e-6)  # grey overlay: the user's points
@@ -165,7 +164,7 @@ def test_reverse_overlays_a_users_own_point_cloud():
 def test_reverse_control_sweep():
     """Every sampler at its min / middle / max steps, each of its options; the exact score and few points keep
     it fast. Then every model, and the points slider."""
-    at = open_page("reverse.py", {"exact": "1", "n": "200"})
+    at = open_page("views/reverse.py", {"exact": "1", "n": "200"})
     runs = 0
     for method in METHODS:
         set_and_run(at, "selectbox", "reverse.method", method)
@@ -202,7 +201,7 @@ def test_reverse_control_sweep():
 
 
 def test_samplers_page_runs_every_sampler_from_the_same_x_T():
-    at = open_page("samplers.py")
+    at = open_page("views/samplers.py")
     assert len(at.latex) >= 2 and [e.label for e in at.expander] == ["Show the code"]
     figs = plotly_specs(at)
     assert len(figs) == len(METHODS) + 1  # one panel per sampler, and the data
@@ -219,7 +218,7 @@ def test_samplers_page_runs_every_sampler_from_the_same_x_T():
 
 
 def test_samplers_budget_and_options_change_the_runs():
-    at = open_page("samplers.py")
+    at = open_page("views/samplers.py")
     before = xy(plotly_specs(at)[1]["data"][1])  # DDIM's samples
     at.select_slider(key="samplers.nfe").set_value(5).run()
     nfes = [int(c.split("**NFE ")[1].split("**")[0]) for c in panel_captions(ok(at))]
@@ -233,7 +232,7 @@ def test_samplers_budget_and_options_change_the_runs():
 def test_samplers_query_params_initialise_widgets():
     query = {"nfe": "10", "t": "300", "n": "500", "seed": "2", "eta": "0.5", "spacing": "trailing", "sde": "ve",
              "model": "ddpm-rings"}
-    at = open_page("samplers.py", query)
+    at = open_page("views/samplers.py", query)
     assert at.select_slider(key="samplers.nfe").value == 10
     assert at.slider(key="samplers.t").value == 300 and at.slider(key="samplers.n").value == 500
     assert at.number_input(key="samplers.seed").value == 2
@@ -241,17 +240,17 @@ def test_samplers_query_params_initialise_widgets():
     assert at.selectbox(key="samplers.spacing").value == "trailing"
     assert at.selectbox(key="samplers.model").value == "ddpm-rings"
     assert {k: at.query_params[k] for k in query} == query
-    at = open_page("samplers.py", {"nfe": "7", "t": "1e9"})
+    at = open_page("views/samplers.py", {"nfe": "7", "t": "1e9"})
     assert at.select_slider(key="samplers.nfe").value == 20 and at.slider(key="samplers.t").value == 0
 
 
 def test_samplers_exact_toggle_changes_every_panel():
-    at = open_page("samplers.py", {"nfe": "10"})
+    at = open_page("views/samplers.py", {"nfe": "10"})
     learned = panel_captions(at)
     at.toggle(key="samplers.exact").set_value(True).run()
     assert any(c.value.startswith("**Exact score**") for c in ok(at).caption)
     exact = panel_captions(at)
-    assert len(exact) == len(METHODS) and all(a != b for a, b in zip(learned, exact))
+    assert len(exact) == len(METHODS) and all(a != b for a, b in zip(learned, exact, strict=True))
 
 
 def test_samplers_chart_from_the_benchmark_json(tmp_path, monkeypatch):
@@ -263,7 +262,7 @@ def test_samplers_chart_from_the_benchmark_json(tmp_path, monkeypatch):
     path.write_text(json.dumps({"created": "2026-11-26", "hardware": "test CPU", "threads": 1,
                                 "settings": {"n": 5000}, "rows": rows}))
     monkeypatch.setattr(sampling, "BENCHMARK_JSON", path)
-    at = open_page("samplers.py")
+    at = open_page("views/samplers.py")
     specs = vega_specs(at)
     assert len(specs) == 2  # quality vs NFE, quality vs wall time
     enc = specs[0]["layer"][0]["encoding"]
@@ -285,7 +284,7 @@ def test_samplers_compute_on_demand_persists(monkeypatch, tmp_path):
     monkeypatch.setattr(sampling, "BENCHMARK_JSON", tmp_path / "missing.json")
     monkeypatch.setattr(sampling, "ON_DEMAND_NFE", (5, 10))  # the page's grid is (5, 10, 20, 50) on 1000 points
     monkeypatch.setattr(sampling, "ON_DEMAND_N", 200)
-    at = open_page("samplers.py", {"n": "200"})
+    at = open_page("views/samplers.py", {"n": "200"})
     assert not at.get("vega_lite_chart")
     at.button(key="samplers.compute").click().run()
     specs = vega_specs(ok(at))
@@ -299,7 +298,7 @@ def test_samplers_compute_on_demand_persists(monkeypatch, tmp_path):
 
 
 def test_samplers_control_sweep():
-    at = open_page("samplers.py", {"exact": "1", "n": "200"})
+    at = open_page("views/samplers.py", {"exact": "1", "n": "200"})
     runs = 0
     for v in sampling.NFE_BUDGETS:
         set_and_run(at, "select_slider", "samplers.nfe", v)
@@ -325,7 +324,7 @@ def test_samplers_control_sweep():
 
 def test_samplers_user_point_cloud_is_the_data():
     session, pts = session_cloud_model("session:samplers01")
-    at = open_page("samplers.py", {"nfe": "5", "model": "session:samplers01"}, session=session)
+    at = open_page("views/samplers.py", {"nfe": "5", "model": "session:samplers01"}, session=session)
     figs = plotly_specs(at)
     assert np.allclose(xy(figs[-1]["data"][0]), pts, atol=1e-6)  # the data panel
     assert np.allclose(xy(figs[0]["data"][0]), pts, atol=1e-6)  # and the overlay of every sampler
@@ -336,19 +335,19 @@ def test_samplers_user_point_cloud_is_the_data():
 
 
 def test_steps_for_nfe_matches_the_samplers_cost():
-    from core.schedules import make_schedule
     from core.samplers import sample
+    from core.schedules import make_schedule
 
     s = make_schedule("linear", T=100)
     eps = lambda x, t, y=None: torch.zeros_like(x)  # noqa: E731
     for method in METHODS:
         for nfe in (5, 10, 20):
-            k = sampling.steps_for_nfe(method, nfe, s.T)
+            k = steps_for_nfe(method, nfe, s.T)
             assert sample(eps, s, torch.zeros(4, 2), method=method, steps=k).nfe <= nfe
-    assert sampling.steps_for_nfe("ddpm", 1000, 100) is None
-    assert sampling.steps_for_nfe("ode_heun", 2, 100) is None
+    assert steps_for_nfe("ddpm", 1000, 100) is None
+    assert steps_for_nfe("ode_heun", 2, 100) is None
     with pytest.raises(ValueError, match="unknown method"):
-        sampling.steps_for_nfe("euler", 10, 100)
+        steps_for_nfe("euler", 10, 100)
 
 
 def test_step_ranges_fit_small_T():

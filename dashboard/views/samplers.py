@@ -5,10 +5,12 @@ import numpy as np
 import streamlit as st
 
 from core.metrics import data_floor, sliced_wasserstein
-from core.samplers import METHODS, sample
-from dashboard.components import plots, sampling
-from dashboard.components.common import is_mixture, page_header, terminal_noise_warning
-from dashboard.components.models import model_picker
+from core.samplers import METHODS, sample, steps_for_nfe
+from dashboard.ui import plots, sampling
+from dashboard.ui.header import page_header
+from dashboard.ui.loaders import is_mixture
+from dashboard.ui.models import model_picker
+from dashboard.ui.terminal_snr import terminal_noise_warning
 
 N_FRAMES, N_PATHS = 30, 8
 N_OVERLAY = 500  # grey data points under each sampler (the data panel shows all): 8 charts render faster
@@ -75,7 +77,7 @@ runs: dict[str, dict | None] = {}
 bar = st.progress(0.0, text="Sampling...")
 for i, m in enumerate(METHODS):
     bar.progress(i / len(METHODS), text=f"Sampling with {sampling.METHOD_LABELS[m]} ({i + 1}/{len(METHODS)})...")
-    steps = sampling.steps_for_nfe(m, nfe, T)
+    steps = steps_for_nfe(m, nfe, T)
     runs[m] = None if steps is None else sampling.run_sampler(token, exact, m, steps, n, seed, options[m],
                                                               n_frames=N_FRAMES, n_paths=N_PATHS)
 bar.empty()
@@ -89,7 +91,7 @@ def nearest_frame(run: dict, t: int) -> int:
 
 slots = [*METHODS, "data"]
 for row in (slots[:4], slots[4:]):
-    for col, m in zip(st.columns(4, gap="small"), row):
+    for col, m in zip(st.columns(4, gap="small"), row, strict=False):
         with col:
             if m == "data":
                 st.markdown("**Data** · the target")

@@ -2,18 +2,22 @@
 curve, sample snapshots, a stop button; the result is usable on every other page and downloadable."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 import torch
 
 from core.checkpoints import Pretrained
 from core.data.toy2d import PointCloudError, load_points, standardise
 from core.evaluate import evaluate_2d, sample_2d
-from core.training import DEFAULT_2D_TRAIN, DEFAULT_MLP, TrainConfig, train, train_ddpm_2d
-from dashboard.components import live, plots
-from dashboard.components.common import (TOYS, UrlWidgets, build_schedule, existing_pages, fmt_num, page_header,
-                                         show_code, terminal_noise_warning, toy_label, toy_points)
-from dashboard.components.models import session_models
+from core.train_2d import DEFAULT_2D_TRAIN, DEFAULT_MLP, train_ddpm_2d
+from core.training import TrainConfig, train
+from dashboard.ui import background, plots, sitemap
+from dashboard.ui import train as live
+from dashboard.ui.fmt import fmt_num, toy_label
+from dashboard.ui.header import page_header, show_code
+from dashboard.ui.loaders import TOYS, build_schedule, toy_points
+from dashboard.ui.models import adopt_trained_model, session_models
+from dashboard.ui.terminal_snr import terminal_noise_warning
+from dashboard.ui.widgets import UrlWidgets
 
 N_SAMPLES = 2000  # final samples and quality metrics
 SNAPSHOT_N = 500
@@ -35,7 +39,7 @@ page_header(
     code=[train_ddpm_2d, train],
 )
 
-live.adopt_finished_run()  # first, a model whose training a click has just stopped
+adopt_trained_model()  # first, a model whose training a click has just stopped
 ui = UrlWidgets("train")
 c = st.columns([3, 2, 4, 2])
 with c[0]:
@@ -102,20 +106,13 @@ go = st.button("Train", type="primary", icon=":material/play_arrow:", key="train
                     "is kept)")
 
 
-def loss_frame(losses: list[float]) -> pd.DataFrame:
-    """Block means of the loss and a moving average (the curve to read), long form for plots.line_chart."""
-    x, v = live.downsample(losses)
-    smooth = pd.Series(losses).ewm(span=100).mean().to_numpy()
-    xs, vs = live.downsample(list(smooth))
-    return pd.concat([pd.DataFrame({"step": x, "loss": v, "series": "loss"}),
-                      pd.DataFrame({"step": xs, "loss": vs, "series": "moving average"})], ignore_index=True)
-
-
 LOSS_COLORS = {"loss": "#c7d2fe", "moving average": "#4f46e5"}
 
 
 def loss_chart(losses: list[float], height: int = 300):
-    return plots.line_chart(loss_frame(losses), "step", "loss", "series", x_title="training step",
+    """Block means of the loss and a moving average (the curve to read)."""
+    frame = plots.smoothed_frame(losses, span=100, names=("loss", "moving average"), y="loss")
+    return plots.line_chart(frame, "step", "loss", "series", x_title="training step",
                             y_title="L_simple (log scale)", log_y=True, colors=LOSS_COLORS, height=height)
 
 
@@ -133,9 +130,7 @@ if go and ready:
     overlay = data_points(SNAPSHOT_N)
     box_view = st.empty()
     with box_view.container(border=True):
-        head = st.columns([1, 5], vertical_alignment="center")
-        head[0].button("Stop training", icon=":material/stop:", key="train.stop")
-        bar = head[1].progress(0.0, text="Starting...")
+        bar = background.stop_button("Stop training", key="train.stop").progress(0.0, text="Starting...")
         left, right = st.columns(2)
         loss_slot, snap_slot = left.empty(), right.empty()
     shown = {"snapshots": 0, "updates": 0, "chart_at": -1.0}
@@ -157,8 +152,8 @@ if go and ready:
 
     data = data_name if data_name != POINTS else torch.from_numpy(points)
     final_data = data_points(N_SAMPLES)  # before training: a stopped run may make no st.* call (cached ones too)
-    box = live.mailbox()
-    with live.training_in_progress(box):
+    box = background.mailbox(live.JOB)
+    with background.in_progress(box):
         run = live.train_live(data, schedule, cfg, mlp, on_update, snapshot_every=max(100, round(steps / 10, -2)),
                               snapshot_n=SNAPSHOT_N, seed=seed)
         # Plain Python from here to the end of the block: if a click stopped training, Streamlit is already
@@ -206,7 +201,7 @@ def quality(token: str, n: int) -> dict:
     return evaluate_2d(p, n=n, seed=0, steps=min(50, p.schedule.T), repeats=2)
 
 
-run = live.adopt_finished_run()
+run = adopt_trained_model()
 if run is None:
     st.caption("No model trained yet in this session. Press **Train**: the default recipe (cosine schedule, "
                f"T = 1000, an MLP of width {DEFAULT_MLP['width']}, {DEFAULT_2D_TRAIN.steps:,} steps) takes about "
@@ -265,12 +260,12 @@ else:
                          icon=":material/download:", on_click="ignore", key="train.dl_config")
     d[2].caption(f"Keep both files side by side; `core.checkpoints.load_checkpoint('{stem}')` rebuilds the model, "
                  f"and `python -m core sample {stem} --n 1000` samples it.")
-    pages = [p for p in existing_pages() if p.file in ("score_field.py", "reverse.py", "samplers.py")]
+    pages = [p for p in sitemap.existing_pages() if p.file in ("score_field.py", "reverse.py", "samplers.py")]
     if pages:
         st.markdown("**Use it on another page** (it is preselected there; also in every *Model* list in this tab):")
         links = st.columns(len(pages))
-        for col, p in zip(links, pages):
-            col.page_link(p.file, label=p.title, icon=p.icon, query_params={"model": run.token})
+        for col, p in zip(links, pages, strict=True):
+            col.page_link(p.path, label=p.title, icon=p.icon, query_params={"model": run.token})
     others = [m.label for tok, m in session_models().items() if tok != run.token]
     if others:
         st.caption("Also trained in this session: " + "; ".join(others))

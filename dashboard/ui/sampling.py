@@ -2,8 +2,8 @@
 inputs (the model token, method, steps, seed ...), sample quality relative to the data floor, the two-panel
 x_t / x0-prediction animation, per-sampler panels, and the quality-vs-NFE chart (benchmark JSON or on demand).
 
-Cached functions take the model *token* and resolve the model inside (``dashboard.components.models.resolve``),
-so no model object is ever hashed.
+Cached functions take the model *token* and resolve the model inside (``dashboard.ui.models.resolve``), so no
+model object is ever hashed.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ import torch
 
 from core.data.toy2d import sample_toy
 from core.metrics import data_floor, sliced_wasserstein
-from core.samplers import METHODS, sample
-from dashboard.components import plots
-from dashboard.components.common import ROOT, UrlWidgets, gaussian_noise, parse_finite
-from dashboard.components.models import ModelChoice, resolve
+from core.samplers import METHODS, sample, steps_for_nfe
+from dashboard.ui import plots
+from dashboard.ui.loaders import ROOT, gaussian_noise
+from dashboard.ui.models import ModelChoice, resolve
+from dashboard.ui.widgets import UrlWidgets
 
 BENCHMARK_JSON = ROOT / "benchmarks" / "results" / "samplers.json"
 
@@ -127,23 +128,6 @@ def method_options(method: str, eta: float = 0.0, spacing: str = "leading", vari
     return ()
 
 
-def steps_for_nfe(method: str, nfe: int, T: int) -> int | None:
-    """Steps K that spend at most ``nfe`` network evaluations, or None when the pair makes no sense.
-
-    ode_heun costs 2K - 1 (no correction on the last step into clean data), predictor_corrector 2K (one
-    Langevin corrector per step), every other method K. None: K > T, or Heun / PC with K < 2.
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of: {', '.join(METHODS)}")
-    if method == "ode_heun":
-        k, k_min = (nfe + 1) // 2, 2
-    elif method == "predictor_corrector":
-        k, k_min = nfe // 2, 2
-    else:
-        k, k_min = nfe, 1
-    return k if k_min <= k <= T else None
-
-
 def step_range(method: str, T: int) -> StepRange:
     """STEP_RANGES[method] clipped to the model's T (a model trained with few steps has fewer to visit)."""
     r = STEP_RANGES[method]
@@ -153,21 +137,7 @@ def step_range(method: str, T: int) -> StepRange:
 
 
 class SamplingWidgets(UrlWidgets):
-    """UrlWidgets plus a select_slider over a few numbers (the NFE budget)."""
-
-    def select_slider(self, label: str, name: str, options: Sequence[int], default: int, **kwargs: Any) -> int:
-        options = [int(o) for o in options]
-
-        def coerce(x: Any, clamp: bool) -> int | None:
-            v = parse_finite(x)
-            if v is None:
-                return None
-            if v in options:
-                return int(v)
-            return min(options, key=lambda o: abs(o - v)) if clamp else None
-
-        return self._bind(name, default, coerce,
-                          lambda key: st.select_slider(label, options, key=key, **kwargs))
+    """UrlWidgets plus the steps slider of a sampler."""
 
     def steps(self, method: str, T: int, label: str = "Steps") -> int:
         """The steps slider of ``method`` (each method remembers its own value, URL name ``steps_<method>``)."""
@@ -249,13 +219,12 @@ def run_sampler(token: str, exact: bool, method: str, steps: int, n: int, seed: 
     traj = sample(choice.eps_model, s, x_T, method=method, steps=int(steps), generator=g, **dict(options))
     seconds = time.perf_counter() - t0
     K = len(traj.timesteps)
-    idx = np.unique(np.round(np.linspace(0, K, min(K, n_frames - 1) + 1)).astype(int))
+    idx = traj.frame_indices(n_frames)
     xs = traj.xs.float()
     x0_preds = torch.cat([traj.x0_preds.float(), xs[-1:]])  # the sample is its own "prediction"
-    ts = traj.timesteps.numpy()
-    t_paper = np.concatenate([ts + 1.0, [0.0]])  # index t = 0..T-1 is the paper's step t + 1
-    alpha_bar = np.concatenate([s.alpha_bar_at(torch.as_tensor(ts)).numpy(), [1.0]])
-    path_idx = np.unique(np.round(np.linspace(0, K, min(K, path_points) + 1)).astype(int))
+    t_paper = traj.state_timesteps()  # T..1, then 0 for the sample
+    alpha_bar = traj.state_alpha_bars(s)
+    path_idx = traj.frame_indices(path_points + 1)
     x0 = xs[-1].numpy()
     ref = data_reference(token, n)
     sw = sw_to_data(x0, ref)

@@ -1,6 +1,7 @@
-"""Helpers of the Score field page: a denoiser's field on a grid drawn as arrows or flow lines, Langevin
-dynamics on a field, progress reporting for the likelihood computations, and a multi-panel Plotly layout
-with equal axes (arrows, heat maps with colour bars). Builders return figures; nothing here calls st.*.
+"""Helpers of the Score field page (dashboard/views/score_field.py): a denoiser's field on a grid drawn as
+arrows or flow lines, progress reporting for the likelihood computations, and a multi-panel Plotly layout with
+equal axes (arrows, heat maps with colour bars). Builders return figures; nothing here calls st.*. (Langevin
+dynamics on the field is the engine's: core.langevin.)
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import get_colorscale
 import torch
+from plotly.colors import get_colorscale
 
 from core.diffusion import EpsModel, eps_to_score
 from core.schedules import Schedule
@@ -58,43 +59,6 @@ def flow_lines(direction: Callable[[np.ndarray], np.ndarray], seeds: np.ndarray,
         x = x + step_length * np.where(norm > 0, v / np.maximum(norm, 1e-12), 0.0)
         out.append(x.copy())
     return np.stack(out).astype(np.float32)
-
-
-# --- Langevin dynamics ---------------------------------------------------------------------------------------
-
-
-def langevin_levels(s: Schedule, t: int, steps: int, annealed: bool, levels: int = 10) -> list[tuple[int, int]]:
-    """(timestep, number of steps) pairs: all steps at t, or annealed from T-1 down to t over `levels` levels."""
-    if not annealed or steps == 0 or t >= s.T - 1:
-        return [(t, steps)]
-    k = max(1, min(levels, steps))
-    ts = np.unique(np.round(np.linspace(s.T - 1, t, k)).astype(int))[::-1]
-    counts = np.diff(np.round(np.linspace(0, steps, len(ts) + 1)).astype(int))
-    return [(int(a), int(c)) for a, c in zip(ts, counts) if c > 0]
-
-
-def langevin(eps_model: EpsModel, s: Schedule, x: torch.Tensor, t: int, steps: int, eta: float,
-             generator: torch.Generator | None = None, annealed: bool = False, keep: int = 10
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unadjusted Langevin dynamics on q(x_t): x <- x + (delta / 2) s(x, t) + sqrt(delta) z, z ~ N(0, I).
-
-    The step is delta = eta (1 - alpha_bar_t), the noise variance at that level (Song & Ermon 2019, Algorithm 1:
-    alpha_i proportional to sigma_i^2). ``annealed`` runs the same total number of steps over levels from
-    t = T-1 down to t (their annealed Langevin dynamics); otherwise every step is at t. Returns the final
-    points (n, 2) and the paths of the first ``keep`` particles (steps + 1, keep, 2).
-    """
-    x = x.clone().float()
-    paths = [x[:keep].clone()]
-    with torch.no_grad():
-        for level, count in langevin_levels(s, t, steps, annealed):
-            tt = torch.full((len(x),), float(level))
-            delta = eta * (1.0 - float(s.alpha_bars[level]))  # Song & Ermon: step proportional to sigma_t^2
-            for _ in range(count):
-                score = eps_to_score(s, x, tt, eps_model(x, tt).float())
-                z = torch.randn(x.shape, generator=generator)
-                x = x + 0.5 * delta * score + math.sqrt(delta) * z
-                paths.append(x[:keep].clone())
-    return x, torch.stack(paths)
 
 
 # --- progress of long engine calls -------------------------------------------------------------------------
@@ -211,7 +175,7 @@ def panels_figure(panels: Sequence[Panel], lim: float = FIELD_LIM, height: int =
                         plot_bgcolor="white")
     traces: list[go.BaseTraceType] = []
     lo = 0.0
-    for i, (p, bar) in enumerate(zip(panels, has_bar), start=1):
+    for i, (p, bar) in enumerate(zip(panels, has_bar, strict=True), start=1):
         sx = "" if i == 1 else str(i)
         axis = dict(range=[-lim, lim], constrain="domain", zeroline=False, showgrid=False,
                     showticklabels=i == 1, ticks="outside" if i == 1 else "", mirror=True, showline=True,

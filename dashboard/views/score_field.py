@@ -10,14 +10,17 @@ import torch
 
 from core.analytic import GaussianMixture, toy_mixture
 from core.diffusion import eps_to_score, q_sample
+from core.langevin import langevin_dynamics, langevin_levels
 from core.likelihood import compare_with_elbo, ode_log_likelihood_with_stats
 from core.metrics import sliced_wasserstein
-from dashboard.components import fields, plots
-from dashboard.components.common import (UrlWidgets, fmt_num, gaussian_noise, is_mixture, page_header, show_code,
-                                         toy_points)
-from dashboard.components.models import model_picker, resolve
+from dashboard.ui import plots, score_field
+from dashboard.ui.fmt import fmt_num
+from dashboard.ui.header import page_header, show_code
+from dashboard.ui.loaders import gaussian_noise, is_mixture, toy_points
+from dashboard.ui.models import model_picker, resolve
+from dashboard.ui.widgets import UrlWidgets
 
-LIM = fields.FIELD_LIM
+LIM = score_field.FIELD_LIM
 HEAT_N = 48  # heat-map cells per side
 CONTOUR_N = 60
 N_OVERLAY = 600  # noised data drawn under the arrows
@@ -78,7 +81,7 @@ ab = float(s.alpha_bars[ti])
 def field_on_grid(token: str, exact: bool, ti: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     """eps and score of the model (exact: of the mixture) on the n x n grid at index ti."""
     m = resolve(token, exact)
-    return fields.eps_and_score(m.eps_model, m.schedule, fields.grid(n, LIM)[1], ti)
+    return score_field.eps_and_score(m.eps_model, m.schedule, score_field.grid(n, LIM)[1], ti)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -87,9 +90,9 @@ def flows(token: str, exact: bool, ti: int, n: int) -> np.ndarray:
     m = resolve(token, exact)
     k = max(4, n // 2)
     spacing = 2 * LIM / k
-    seeds = fields.grid(k, LIM - spacing / 2)[1]
-    return fields.flow_lines(lambda x: fields.eps_and_score(m.eps_model, m.schedule, x, ti)[1], seeds,
-                             FLOW_STEPS, 1.6 * spacing / FLOW_STEPS)
+    seeds = score_field.grid(k, LIM - spacing / 2)[1]
+    return score_field.flow_lines(lambda x: score_field.eps_and_score(m.eps_model, m.schedule, x, ti)[1], seeds,
+                                  FLOW_STEPS, 1.6 * spacing / FLOW_STEPS)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -114,7 +117,7 @@ def noised(token: str, ti: int, n: int, seed: int) -> np.ndarray:
 @st.cache_data(max_entries=64, show_spinner=False)
 def density(toy: str, token: str, ti: int) -> np.ndarray:
     """The exact q(x_t) of a mixture toy on the contour grid."""
-    pts = torch.from_numpy(fields.grid(CONTOUR_N, LIM)[1]).double()
+    pts = torch.from_numpy(score_field.grid(CONTOUR_N, LIM)[1]).double()
     return toy_mixture(toy).log_prob(pts, ti, resolve(token).schedule).exp().reshape(CONTOUR_N, CONTOUR_N).numpy()
 
 
@@ -141,44 +144,45 @@ def loss_at_t(token: str, ti: int, seed: int) -> dict[str, float]:
 k = 0 if show == "eps" else 1
 learned = field_on_grid(choice.token, False, ti, n)[k]
 exact = field_on_grid(choice.token, True, ti, n)[k] if mixture else None
-xs, pts = fields.grid(n, LIM)
+xs, pts = score_field.grid(n, LIM)
 cell = xs[1] - xs[0]
 both = learned if exact is None else np.concatenate([learned, exact])
 scale = float(np.quantile(np.linalg.norm(both, axis=1), 0.6)) or 1.0  # one scale for both panels
 overlay = noised(choice.token, ti, N_OVERLAY, seed)
 label = "ε" if show == "eps" else "s"
-cx = fields.grid(CONTOUR_N, LIM)[0]
+cx = score_field.grid(CONTOUR_N, LIM)[0]
 
 
 def field_traces(token: str, exact_field: bool, vectors: np.ndarray, color: str) -> list:
-    out: list = [fields.points_trace(overlay, name="x_t ~ q(x_t)")]
+    out: list = [score_field.points_trace(overlay, name="x_t ~ q(x_t)")]
     if exact_field:
         out.insert(0, plots.contour_trace(cx, cx, density(choice.toy, token, ti)))
     if view == "arrows":
-        out.append(fields.arrows_trace(pts, vectors, cell, scale, color, "field"))
+        out.append(score_field.arrows_trace(pts, vectors, cell, scale, color, "field"))
     else:
         paths = flows(token, exact_field, ti, n)
-        out.append(fields.paths_trace(paths, color, "flow lines", width=1.2, opacity=0.9))
-        out.append(fields.points_trace(paths[-1], color, "ends", 4, 0.9))
+        out.append(score_field.paths_trace(paths, color, "flow lines", width=1.2, opacity=0.9))
+        out.append(score_field.points_trace(paths[-1], color, "ends", 4, 0.9))
     return out
 
 
-panels = [fields.Panel(f"learned {label}_θ(x_t, t)", field_traces(choice.token, False, learned, fields.LEARNED_COLOR))]
+panels = [score_field.Panel(f"learned {label}_θ(x_t, t)",
+                            field_traces(choice.token, False, learned, score_field.LEARNED_COLOR))]
 if mixture:
-    panels.append(fields.Panel(f"exact {label}(x_t, t) of the mixture",
-                               field_traces(choice.token, True, exact, fields.EXACT_COLOR)))
-    hx, _ = fields.grid(HEAT_N, LIM)
+    panels.append(score_field.Panel(f"exact {label}(x_t, t) of the mixture",
+                                    field_traces(choice.token, True, exact, score_field.EXACT_COLOR)))
+    hx, _ = score_field.grid(HEAT_N, LIM)
     diff = np.linalg.norm(field_on_grid(choice.token, False, ti, HEAT_N)[k]
                           - field_on_grid(choice.token, True, ti, HEAT_N)[k], axis=1)
     z = np.log10(np.maximum(diff, 1e-6)).reshape(HEAT_N, HEAT_N)
     zmin, zmax = (float(v) for v in np.quantile(z, [0.02, 0.98]))
     zmax = max(zmax, zmin + 0.5)
-    tv, tt_ = fields.log10_ticks(zmin, zmax)
-    panels.append(fields.Panel(f"|{label}_θ − {label}| (log scale)", [
-        fields.heatmap_trace(hx, z, "error", "Plasma", zmin, zmax, "", tv, tt_),
+    tv, tt_ = score_field.log10_ticks(zmin, zmax)
+    panels.append(score_field.Panel(f"|{label}_θ − {label}| (log scale)", [
+        score_field.heatmap_trace(hx, z, "error", "Plasma", zmin, zmax, "", tv, tt_),
         plots.contour_trace(cx, cx, density(choice.toy, choice.token, ti), color="#e5e7eb"),
     ]))
-plots.show(fields.panels_figure(panels, LIM, height=400 if mixture else 480), key="score_field")
+plots.show(score_field.panels_figure(panels, LIM, height=400 if mixture else 480), key="score_field")
 
 losses = loss_at_t(choice.token, ti, seed)
 m = st.columns(4 if mixture else 3)
@@ -228,10 +232,10 @@ def langevin_run(token: str, exact: bool, ti: int, n: int, steps: int, eta: floa
     """Final particles (n, 2) and 10 particle paths, from N(0, I) (the same draw for every field)."""
     m = resolve(token, exact)
     x = torch.from_numpy(gaussian_noise(n, seed + 4))
-    final, paths = fields.langevin(m.eps_model, m.schedule, x, ti, steps, eta,
-                                   generator=torch.Generator().manual_seed(seed + 5), annealed=annealed)
+    final, paths = langevin_dynamics(m.eps_model, m.schedule, x, ti, steps, eta,
+                                     generator=torch.Generator().manual_seed(seed + 5), annealed=annealed)
     if annealed:  # the early, high-noise levels take huge steps: draw the paths over the last three levels
-        levels = fields.langevin_levels(m.schedule, ti, steps, annealed)
+        levels = langevin_levels(m.schedule, ti, steps, annealed)
         paths = paths[len(paths) - 1 - sum(c for _, c in levels[-3:]):]
     stride = max(1, len(paths) // 100)
     return final.numpy(), paths[::stride].numpy()
@@ -249,7 +253,7 @@ def sw_to_q(points: np.ndarray, token: str, ti: int, seed: int) -> tuple[float, 
     return sw, floor
 
 
-runs = [("learned", False, fields.LEARNED_COLOR)] + ([("exact", True, fields.EXACT_COLOR)] if mixture else [])
+runs = [("learned", False, score_field.LEARNED_COLOR)] + ([("exact", True, score_field.EXACT_COLOR)] if mixture else [])
 l_panels, l_metrics = [], []
 q_overlay = noised(choice.token, ti, n_particles, seed + 100)
 for name, is_exact, color in runs:
@@ -257,12 +261,12 @@ for name, is_exact, color in runs:
     finite = np.isfinite(final).all(axis=1)
     sw, floor = sw_to_q(final[finite], choice.token, ti, seed) if finite.sum() > 1 else (math.inf, math.nan)
     l_metrics.append((name, sw, floor, int((~finite).sum())))
-    l_panels.append(fields.Panel(f"Langevin on the {name} score · SW to q(x_t) = {fmt_num(sw)}", [
-        fields.points_trace(q_overlay, name="q(x_t)"),
-        fields.points_trace(np.clip(final[finite], -LIM * 2, LIM * 2), color, "particles", 3.5, 0.7),
-        fields.paths_trace(np.clip(np.nan_to_num(paths), -LIM * 2, LIM * 2), plots.PATH_COLOR, "paths"),
+    l_panels.append(score_field.Panel(f"Langevin on the {name} score · SW to q(x_t) = {fmt_num(sw)}", [
+        score_field.points_trace(q_overlay, name="q(x_t)"),
+        score_field.points_trace(np.clip(final[finite], -LIM * 2, LIM * 2), color, "particles", 3.5, 0.7),
+        score_field.paths_trace(np.clip(np.nan_to_num(paths), -LIM * 2, LIM * 2), plots.PATH_COLOR, "paths"),
     ]))
-plots.show(fields.panels_figure(l_panels, LIM, height=440), key="langevin")
+plots.show(score_field.panels_figure(l_panels, LIM, height=440), key="langevin")
 floor = l_metrics[0][2]
 st.caption(f"{n_particles} particles from N(0, I), {l_steps} steps"
            + (" over 10 levels from t = T down to t" if annealed else f" at t = {t}")
@@ -271,7 +275,7 @@ st.caption(f"{n_particles} particles from N(0, I), {l_steps} steps"
            f"to them; two independent draws of q(x_t) of this size are {fmt_num(floor)} apart (the floor).")
 if any(bad for *_, bad in l_metrics):
     st.warning("Some particles diverged: lower the step size η.", icon=":material/warning:")
-show_code(fields.langevin, label="Show the code: Langevin dynamics")
+show_code(langevin_dynamics, label="Show the code: Langevin dynamics")
 
 # --- likelihood ---------------------------------------------------------------------------------------------------
 
@@ -302,8 +306,8 @@ def likelihood_map(token: str, n: int) -> np.ndarray:
     """log p_theta on the n x n grid through the PF-ODE (nats), with a progress bar while it runs."""
     m = resolve(token)
     bar, progress = _bar(f"PF-ODE log-likelihood of the learned model on the {n}×{n} grid")
-    x = torch.from_numpy(fields.grid(n, LIM)[1])
-    model = fields.ProgressEps(m.eps_model, m.schedule.T, progress)
+    x = torch.from_numpy(score_field.grid(n, LIM)[1])
+    model = score_field.ProgressEps(m.eps_model, m.schedule.T, progress)
     ll = ode_log_likelihood_with_stats(model, m.schedule, x, rtol=LL_RTOL, atol=LL_RTOL).log_prob
     bar.empty()
     return ll.numpy().reshape(n, n)
@@ -316,14 +320,14 @@ def likelihood_numbers(token: str, exact: bool, n: int, seed: int) -> dict[str, 
     who = "the exact score" if exact else "the learned model"
     bar, progress = _bar(f"ELBO and PF-ODE log-likelihood of {who} on {n} data points")
     x0 = torch.from_numpy(clean_data(token, n, seed + 6))
-    model = fields.ProgressEps(m.eps_model, m.schedule.T, progress, phases=("ode", "elbo"))
+    model = score_field.ProgressEps(m.eps_model, m.schedule.T, progress, phases=("ode", "elbo"))
     r = compare_with_elbo(model, m.schedule, x0, generator=torch.Generator().manual_seed(seed + 7))
     bar.empty()
     return {"elbo": float(r.elbo_per_dim.mean()), "ode": float(r.ode_per_dim.mean()), "nfe": r.ode_nfe}
 
 
 if compute:
-    gx, gpts = fields.grid(ll_n, LIM)
+    gx, gpts = score_field.grid(ll_n, LIM)
     model_ll = likelihood_map(choice.token, ll_n)
     lo_clip = 14.0  # nats below the peak: the colour scale's range
     if mixture:
@@ -332,20 +336,20 @@ if compute:
         diff = np.where(true_ll > top - lo_clip, model_ll - true_ll, np.nan)
         lo, top_clip = top - lo_clip, top
         ll_panels = [
-            fields.Panel("learned log p_θ(x_0) (PF-ODE)", [fields.heatmap_trace(
+            score_field.Panel("learned log p_θ(x_0) (PF-ODE)", [score_field.heatmap_trace(
                 gx, np.maximum(model_ll, lo), "log p", "Viridis", lo, top_clip).update(showscale=False)]),
-            fields.Panel("true log q(x_0)", [fields.heatmap_trace(gx, np.maximum(true_ll, lo), "log q", "Viridis", lo,
-                                                                  top_clip, "nats")]),
-            fields.Panel("log p_θ − log q (nats)", [fields.heatmap_trace(gx, np.clip(diff, -3, 3), "difference",
-                                                                          "RdBu", -3, 3, "nats", zmid=0.0)]),
+            score_field.Panel("true log q(x_0)", [score_field.heatmap_trace(
+                gx, np.maximum(true_ll, lo), "log q", "Viridis", lo, top_clip, "nats")]),
+            score_field.Panel("log p_θ − log q (nats)", [score_field.heatmap_trace(
+                gx, np.clip(diff, -3, 3), "difference", "RdBu", -3, 3, "nats", zmid=0.0)]),
         ]
     else:
         top = float(model_ll.max())
         lo = top - lo_clip
-        ll_panels = [fields.Panel("learned log p_θ(x_0) (PF-ODE)", [
-            fields.heatmap_trace(gx, np.maximum(model_ll, lo), "log p", "Viridis", lo, top, "nats"),
-            fields.points_trace(clean_data(choice.token, 500, seed), "#f9fafb", "data", 2.5, 0.6)])]
-    plots.show(fields.panels_figure(ll_panels, LIM, height=360), key="likelihood_map")
+        ll_panels = [score_field.Panel("learned log p_θ(x_0) (PF-ODE)", [
+            score_field.heatmap_trace(gx, np.maximum(model_ll, lo), "log p", "Viridis", lo, top, "nats"),
+            score_field.points_trace(clean_data(choice.token, 500, seed), "#f9fafb", "data", 2.5, 0.6)])]
+    plots.show(score_field.panels_figure(ll_panels, LIM, height=360), key="likelihood_map")
     st.caption(f"{ll_n}×{ll_n} grid on [−{LIM:g}, {LIM:g}]², ODE tolerance {LL_RTOL:g}; colours cover "
                f"{lo_clip:g} nats below the peak" + ("; the difference is blank where q is below that range."
                                                       if mixture else "."))

@@ -2,7 +2,8 @@
 exact score of a mixture toy. Pages pick by a string token, so cached computations can key on it.
 
 Tokens: ``ddpm-<toy>`` (pretrained, shared by every user), ``session:<id>`` (trained on the Train page,
-private to this session), and ``exact:<toy>`` (the closed-form eps of a mixture toy, core.analytic).
+private to this session), and ``exact:<toy>`` (the closed-form eps of a mixture toy, core.analytic). A model the
+Train page has trained joins the registry through ``adopt_trained_model``, which every picker calls first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import torch
 from core.analytic import toy_mixture
 from core.checkpoints import Pretrained
 from core.data.toy2d import MIXTURE_TOYS, TOY_NAMES
-from dashboard.components.common import UrlWidgets, pretrained, toy_label
+from dashboard.ui import background, train
+from dashboard.ui.fmt import toy_label
+from dashboard.ui.loaders import pretrained
+from dashboard.ui.widgets import UrlWidgets
 
 SESSION_KEY = "session_models"  # token -> SessionModel
 
@@ -48,6 +52,26 @@ def register_session_model(label: str, model: Pretrained, losses: list[float]) -
     token = f"session:{uuid.uuid4().hex[:8]}"
     session_models()[token] = SessionModel(label=label, model=model, losses=list(losses))
     return token
+
+
+def adopt_trained_model() -> train.TrainedRun | None:
+    """Register the model of a finished or stopped Train run (if its mailbox holds one) and return the last run
+    of this session whose model is still registered (waiting first for a run that a click is stopping)."""
+    done = background.adopt(train.JOB, "Stopping the training and keeping the model trained so far...")
+    state = st.session_state
+    if done is not None:
+        run, model = done
+        number = state.get(train.COUNT_KEY, 0) + 1
+        state[train.COUNT_KEY] = number
+        run.label = f"#{number} {run.label}"
+        model.name = f"session-{number}"
+        run.token = register_session_model(run.label, model, run.losses)
+        registry = session_models()
+        for old in list(registry)[:-train.MAX_SESSION_MODELS]:
+            del registry[old]
+        state[train.RUN_KEY] = run
+    run = state.get(train.RUN_KEY)
+    return run if run is not None and run.token in session_models() else None
 
 
 def model_tokens() -> list[str]:
@@ -84,9 +108,7 @@ def resolve(token: str, exact: bool = False) -> ModelChoice:
 def model_picker(ui: UrlWidgets, default_toy: str = "eight_gaussians", exact_toggle: bool = True,
                  label: str = "Model") -> ModelChoice:
     """A selectbox of models (pretrained + this session's) and, for mixture toys, a learned/exact toggle."""
-    from dashboard.components.live import adopt_finished_run  # live imports this module
-
-    adopt_finished_run()  # a model whose training a click just stopped joins the list first
+    adopt_trained_model()  # a model whose training a click just stopped joins the list first
     tokens = model_tokens()
     token = ui.selectbox(label, "model", tokens, default=f"ddpm-{default_toy}", format_func=token_label)
     choice = resolve(token)

@@ -13,20 +13,23 @@ import torch
 from core.data.mnist import load_mnist
 from core.data.toy2d import MIXTURE_TOYS
 from core.diffusion import loss_simple
-from core.evaluate import classify, evaluate_2d, evaluate_mnist, sample_2d, sample_images
-from core.models.gan import GAN
+from core.evaluate import classify, evaluate_2d, evaluate_mnist, parameter_counts, sample_2d, sample_images
+from core.interpolate import slerp
+from core.models.gan import GAN, discriminator_map
 from core.models.vae import VAE
 from core.samplers import sample
-from dashboard.components import compare, plots
-from dashboard.components.common import (TOYS, UrlWidgets, page_header, pretrained, show_code, toy_label,
-                                         toy_points)
+from dashboard.ui import background, baselines, plots
+from dashboard.ui.fmt import toy_label
+from dashboard.ui.header import page_header, show_code
+from dashboard.ui.loaders import TOYS, manifest_models, pretrained, toy_points
+from dashboard.ui.widgets import UrlWidgets
 
 CLASSIFIER = "classifier-mnist"
 N_DIGITS = 20  # per family in the MNIST sample grids
 N_PAIRS, N_PATH = 6, 33  # 2D interpolation: pairs of endpoints, points along each path
 N_INTERP_DIGITS = 9  # MNIST interpolation: images per row
 LIM = 2.5  # 2D plots: every baseline toy lies within +-2.2 (standardised units)
-RACE_LIM = compare.RACE_LIM  # the race may run on any toy (pinwheel reaches 2.9)
+RACE_LIM = baselines.RACE_LIM  # the race may run on any toy (pinwheel reaches 2.9)
 OFF_MODE_OK = 0.05  # a mixture verdict: more samples than this off every mode counts as blur
 PAIR_COLORS = ["#f97316", "#16a34a", "#9333ea", "#0284c7", "#e11d48", "#ca8a04"]
 ABOVE = "above"  # the race's toy option: the data set chosen at the top
@@ -55,12 +58,12 @@ page_header(
     code=[GAN.loss, VAE.elbo, loss_simple],
 )
 
-race = compare.adopt_race()  # first: a race whose training a click has just stopped
+race = baselines.adopt_race()  # first: a race whose training a click has just stopped
 
 ui = UrlWidgets("baselines")
 c = st.columns([3, 3, 2])
 with c[0]:
-    dataset = ui.selectbox("Data set", "data", compare.DATASETS, "eight_gaussians",
+    dataset = ui.selectbox("Data set", "data", baselines.DATASETS, "eight_gaussians",
                            format_func=lambda d: "MNIST digits" if d == "mnist" else toy_label(d),
                            help="The 2D toys with a pretrained GAN and VAE, and MNIST.")
 mnist = dataset == "mnist"
@@ -74,11 +77,11 @@ with c[1]:
         n = ui.slider("Samples per model", "n", 500, 5000, 2000, step=500,
                       help="Drawn here (DDIM-50 for the diffusion model); the table's numbers are the recorded "
                            "ones, on 5,000 samples.")
-        steps = compare.DDIM_STEPS
+        steps = baselines.DDIM_STEPS
 with c[2]:
     seed = ui.number("Seed", "seed", 0, 9999, 0, help="The noise of every model's samples and of the interpolation.")
 
-found, missing = compare.entries(dataset)
+found, missing = baselines.entries(dataset)
 if missing:
     st.info(f"Not in `pretrained/` yet: {', '.join(f'`{m}`' for m in missing)}. They are trained by "
             "`python -m core train --family gan|vae --data ...` and evaluated by `python -m core evaluate <name> "
@@ -94,13 +97,13 @@ if not found:
 def samples_2d(name: str, n: int, seed: int) -> np.ndarray:
     """n samples of a 2D checkpoint: DDIM-50 for diffusion, one generator/decoder pass for GAN and VAE (the call
     `python -m core evaluate` makes: core.evaluate.sample_2d)."""
-    return sample_2d(pretrained(name), n, seed=seed, method="ddim", steps=compare.DDIM_STEPS).numpy()
+    return sample_2d(pretrained(name), n, seed=seed, method="ddim", steps=baselines.DDIM_STEPS).numpy()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def d_map_2d(name: str) -> np.ndarray:
-    """The pretrained GAN's D(x) on the grid of the samples' square (compare.discriminator_map)."""
-    return compare.discriminator_map(pretrained(name).model.discriminator, LIM)
+    """The pretrained GAN's D(x) on the grid of the samples' square (core.models.gan.discriminator_map)."""
+    return discriminator_map(pretrained(name).model.discriminator, LIM, baselines.D_MAP_N)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -117,7 +120,7 @@ def real_digits(n: int) -> tuple[np.ndarray, np.ndarray, str]:
     return plots.to_uint8(data.images[:n].numpy()), data.labels[:n].numpy(), data.source
 
 
-manifest = compare.manifest_models()
+manifest = manifest_models()
 st.subheader("Samples")
 if mnist:
     real, real_labels, source = real_digits(N_DIGITS)
@@ -130,7 +133,7 @@ if mnist:
         for e in found]
     for row in range(0, len(titled), 2):
         cols = st.columns(2, gap="medium")
-        for col, (key, title) in zip(cols, titled[row:row + 2]):
+        for col, (key, title) in zip(cols, titled[row:row + 2], strict=False):
             with col:
                 st.markdown(title)
                 images, pred = grids[key]
@@ -145,29 +148,29 @@ else:
     for e in found:
         title = f"{e.label} · {e.sampler}"
         if dataset in MIXTURE_TOYS:
-            cov = compare.coverage(samples[e.name], dataset)
+            cov = baselines.coverage(samples[e.name], dataset)
             title = f"{e.label} · {cov.covered}/{cov.n_modes} modes"
         panels.append(plots.Panel(title, samples[e.name], color=e.color, overlay=data_overlay[:1000]))
     fig = plots.scatter_panels(panels, lim=LIM, height=330, marker_size=2.5)
     gan_maps = {i: d_map_2d(e.name) for i, e in enumerate(found, start=2) if e.kind.startswith("gan")}
-    plots.show(compare.with_d_maps(fig, gan_maps, LIM), key="baselines.samples")
+    plots.show(baselines.with_d_maps(fig, gan_maps, LIM), key="baselines.samples")
     outside = {e.label: float((np.abs(samples[e.name]) > LIM).any(axis=1).mean()) for e in found}
     outside_text = "; ".join(f"{k}: {v:.1%}" for k, v in outside.items() if v >= 0.005)
-    st.caption(f"{n:,} samples per model from seed {seed}: the diffusion model with DDIM-{compare.DDIM_STEPS} "
-               f"({compare.DDIM_STEPS} network evaluations per sample), the GAN and VAE with one pass each. Grey: "
+    st.caption(f"{n:,} samples per model from seed {seed}: the diffusion model with DDIM-{baselines.DDIM_STEPS} "
+               f"({baselines.DDIM_STEPS} network evaluations per sample), the GAN and VAE with one pass each. Grey: "
                "1,000 points of fresh data."
                + (" Mode counts: samples within 3 σ of a component's mean, a mode counting as covered with at least "
                   "a fifth of its fair share (core.metrics.mode_coverage)." if dataset in MIXTURE_TOYS else "")
                + (f" Samples outside the plotted square: {outside_text}." if outside_text else "")
-               + (" " + compare.D_MAP_CAPTION.replace("the GAN panels", "the GAN panels (the checkpoint's "
+               + (" " + baselines.D_MAP_CAPTION.replace("the GAN panels", "the GAN panels (the checkpoint's "
                                                        "discriminator)") if gan_maps else ""))
 
 # --- the table ------------------------------------------------------------------------------------------------------
 
 st.subheader("The numbers")
-bench_rows, bench_meta = compare.benchmark()
-rows = [(e, manifest.get(e.name, {}), compare.parameter_counts(pretrained(e.name).model)) for e in found]
-table = compare.metrics_table(dataset, rows, bench_rows)
+bench_rows, bench_meta = baselines.benchmark()
+rows = [(e, manifest.get(e.name, {}), parameter_counts(pretrained(e.name).model)) for e in found]
+table = baselines.metrics_table(dataset, rows, bench_rows)
 fmt = {"sliced Wasserstein": "%.4f", "SW floor": "%.4f", "SW / floor": "%.2f", "MMD (RBF)": "%.4f",
        "energy distance": "%.4f", "FID-MNIST": "%.1f", "FID-MNIST real vs real": "%.1f", "training s": "%.0f",
        "s / 1,000 samples": "%.3g"}
@@ -267,7 +270,7 @@ if mnist:
                    "dashed: 10% each, as in the data. A collapsed generator would pile onto a few digits; these GANs "
                    "do not, on MNIST their failure is quality: compare the FID-MNIST column." + uncond_note)
 elif dataset in MIXTURE_TOYS:
-    df = compare.coverage_frame({e.label: samples[e.name] for e in found}, dataset)
+    df = baselines.coverage_frame({e.label: samples[e.name] for e in found}, dataset)
     k = len(df["mode"].unique()) - 1
     st.altair_chart(share_chart(df, "mixture component (off: farther than 3 σ from every mean)", 1 / k),
                     width="stretch", key="baselines.modes")
@@ -315,22 +318,23 @@ st.subheader("Training curves")
 curve_cols = st.columns(len(found))
 Y_TITLES = {"ddpm": "L_simple (log scale)", "gan": "loss (nats)", "gan-r1": "loss (nats, D with R1)",
             "vae": "−ELBO per dimension"}
-for col, e in zip(curve_cols, found):
+for col, e in zip(curve_cols, found, strict=True):
     p = pretrained(e.name)
     meta = manifest.get(e.name, {})
     with col:
         st.markdown(f"**{e.label}**")
-        frame = compare.curves_frame(p.config)
+        frame = baselines.curves_frame(p.config)
         tr = p.config.get("training", {})
         if frame is None:
             st.caption(f"No curve recorded: `{e.name}` was trained before checkpoints kept their loss curve "
                        f"({tr.get('steps_done', meta.get('steps', '?'))} steps). The race below draws one live.")
             continue
         st.altair_chart(plots.line_chart(frame, "step", "value", "series", x_title="training step",
-                                         y_title=Y_TITLES[e.kind], log_y=e.diffusion, colors=compare.CURVE_COLORS,
+                                         y_title=Y_TITLES[e.kind], log_y=e.diffusion, colors=baselines.CURVE_COLORS,
                                          height=220), width="stretch", key=f"baselines.curve.{e.kind}")
+        hardware = baselines.short_hardware(meta.get("hardware"))
         st.caption(f"{tr.get('steps_done', '?'):,} steps of batch {tr.get('batch_size', '?')}; "
-                   f"{meta.get('seconds', tr.get('seconds', '?'))} s on {compare.short_hardware(meta.get('hardware'))}")
+                   f"{meta.get('seconds', tr.get('seconds', '?'))} s on {hardware}")
 st.caption("Diffusion minimises one regression loss, which falls smoothly. A GAN's two losses measure a game, "
            "not progress: they hover around log 4 ≈ 1.39 (L_D, the discriminator) and log 2 ≈ 0.69 (L_G, the "
            "generator) when neither player wins, whatever the samples look like. The VAE's −ELBO falls like any "
@@ -345,7 +349,7 @@ def interpolate_2d(names: tuple[str, ...], seed: int) -> dict[str, np.ndarray]:
     DDIM-50 from x_T (deterministic, η = 0). (pairs, N_PATH, 2) per model."""
     g = torch.Generator().manual_seed(seed + 777)
     a, b = torch.randn(N_PAIRS, 2, generator=g), torch.randn(N_PAIRS, 2, generator=g)
-    z = compare.slerp(a, b, np.linspace(0, 1, N_PATH)).transpose(0, 1).reshape(-1, 2)  # pair-major
+    z = slerp(a, b, np.linspace(0, 1, N_PATH)).transpose(0, 1).reshape(-1, 2)  # pair-major
     out = {}
     for name in names:
         p = pretrained(name)
@@ -353,7 +357,7 @@ def interpolate_2d(names: tuple[str, ...], seed: int) -> dict[str, np.ndarray]:
             if p.schedule is None:
                 x = p.model.decode(z)
             else:
-                x = sample(p.model, p.schedule, z, method="ddim", steps=compare.DDIM_STEPS,
+                x = sample(p.model, p.schedule, z, method="ddim", steps=baselines.DDIM_STEPS,
                            keep_trajectory=False).xs[-1]
         out[name] = x.reshape(N_PAIRS, N_PATH, 2).numpy()
     return out
@@ -369,7 +373,7 @@ def interpolate_mnist(names: tuple[str, ...], seed: int, steps: int) -> np.ndarr
         p = pretrained(name)
         g = torch.Generator().manual_seed(seed + 777)
         shape = (1, 1, 28, 28) if p.schedule is not None else (1, p.model.latent_dim)
-        z = compare.slerp(torch.randn(shape, generator=g), torch.randn(shape, generator=g), ts)[:, 0]
+        z = slerp(torch.randn(shape, generator=g), torch.randn(shape, generator=g), ts)[:, 0]
         with torch.no_grad():
             if p.schedule is None:
                 x = p.model.decode(z)
@@ -393,13 +397,13 @@ if mnist:
 else:
     paths = interpolate_2d(tuple(e.name for e in order), seed)
     overlay = toy_points(dataset, 1000, seed + 1)
-    labels = {e.name: (f"DDIM-{compare.DDIM_STEPS}: x_T → x₀" if e.diffusion
+    labels = {e.name: (f"DDIM-{baselines.DDIM_STEPS}: x_T → x₀" if e.diffusion
                        else f"{e.label}: z → {'G(z)' if e.kind.startswith('gan') else 'decoder mean'}")
               for e in order}
     fig = plots.scatter_panels([plots.Panel(labels[e.name], None, overlay=overlay) for e in order],
                                lim=LIM, height=330, marker_size=2.5)
     for i, e in enumerate(order, start=1):
-        compare.add_traces(fig, compare.path_traces(paths[e.name], i, PAIR_COLORS))
+        baselines.add_traces(fig, baselines.path_traces(paths[e.name], i, PAIR_COLORS))
     plots.show(fig, key="baselines.interp")
     st.caption(f"The same {N_PAIRS} pairs of 2D Gaussian draws in every panel (circle: start, cross: end), each "
                f"joined by a slerp of {N_PATH} points and mapped by the model: the GAN's generator and the VAE's "
@@ -428,44 +432,42 @@ with rc[1]:
                             "first; the whole race takes about three times this.")
 with rc[2]:
     r1 = ui.toggle("R1 penalty on the GAN", "r1", False,
-                   help=f"γ = {compare.R1_GAMMA:g}, as the shipped gan-r1 models")
+                   help=f"γ = {baselines.R1_GAMMA:g}, as the shipped gan-r1 models")
 with rc[3]:
     go_race = st.button("Race", type="primary", icon=":material/sports_score:", key="baselines.race_go",
                         help="Training runs only when you press this; any click during it stops the race")
 
 
-def snapshot_panel(family: str, snap: compare.RaceSnapshot, overlay: np.ndarray, title: str | None = None):
+def snapshot_panel(family: str, snap: baselines.RaceSnapshot, overlay: np.ndarray, title: str | None = None):
     return plots.Panel(title or f"{snap.seconds:.1f} s · step {snap.step:,}", snap.points,
-                       color=compare.KIND_COLORS[family], overlay=overlay)
+                       color=baselines.KIND_COLORS[family], overlay=overlay)
 
 
-def snapshots_figure(family: str, snaps: list[compare.RaceSnapshot], overlay: np.ndarray, titles: list[str | None],
+def snapshots_figure(family: str, snaps: list[baselines.RaceSnapshot], overlay: np.ndarray, titles: list[str | None],
                      height: int, marker_size: float):
     """Snapshots side by side; the GAN's over its discriminator's map at each snapshot's step."""
-    fig = plots.scatter_panels([snapshot_panel(family, s, overlay, t) for s, t in zip(snaps, titles)],
+    fig = plots.scatter_panels([snapshot_panel(family, s, overlay, t) for s, t in zip(snaps, titles, strict=True)],
                                lim=RACE_LIM, height=height, marker_size=marker_size)
-    return compare.with_d_maps(fig, {i: getattr(s, "d_map", None) for i, s in enumerate(snaps, start=1)}, RACE_LIM)
+    return baselines.with_d_maps(fig, {i: getattr(s, "d_map", None) for i, s in enumerate(snaps, start=1)}, RACE_LIM)
 
 
 RACE_LOSS_TITLES = {**Y_TITLES, "gan": "L_D and L_G (nats)"}
-RACE_D_MAP_CAPTION = compare.D_MAP_CAPTION.replace(
+RACE_D_MAP_CAPTION = baselines.D_MAP_CAPTION.replace(
     "Background of the GAN panels", "Behind the GAN's snapshots") + (
     " Each map is the discriminator being trained at that step (its raw weights), the points the generator's "
     "moving average: watch the map chase the points.")
 
 
 if go_race:
-    overlay = toy_points(race_toy, compare.SNAPSHOT_N, seed + 1)  # before training: a stopped run may not call st
+    overlay = toy_points(race_toy, baselines.SNAPSHOT_N, seed + 1)  # before training: a stopped run may not call st
     view = st.empty()
     with view.container(border=True):
-        head = st.columns([1, 5], vertical_alignment="center")
-        head[0].button("Stop the race", icon=":material/stop:", key="baselines.stop")
-        status = head[1].empty()
+        status = background.stop_button("Stop the race", key="baselines.stop").empty()
         cols = st.columns(3)
         slots = {}
-        for col, fam in zip(cols, compare.RACE_FAMILIES):
+        for col, fam in zip(cols, baselines.RACE_FAMILIES, strict=True):
             with col:
-                st.markdown(f"**{compare.RACE_LABELS[fam]}**")
+                st.markdown(f"**{baselines.RACE_LABELS[fam]}**")
                 slots[fam] = (st.progress(0.0, text="waiting"), st.empty(), st.empty())
                 if fam == "gan":
                     st.caption("Background: D(x), green real, purple fake, white undecided (½).")
@@ -479,7 +481,7 @@ if go_race:
         loss_text = (f"L_D {players['L_D'][-1]:.3f} · L_G {players['L_G'][-1]:.3f}" if players
                      else f"loss {info['loss']:.3f}")
         bar.progress(frac, text=f"step {info['step']:,} · {info['seconds']:.1f} of {budget} s · {loss_text}")
-        status.markdown(f"Training the **{compare.RACE_LABELS[family]}** on *{toy_label(race_toy)}* (any click stops "
+        status.markdown(f"Training the **{baselines.RACE_LABELS[family]}** on *{toy_label(race_toy)}* (any click stops "
                         "the race and keeps the models so far)")
         if len(snaps) > shown["snaps"].get(family, 0):
             shown["snaps"][family] = len(snaps)
@@ -488,24 +490,24 @@ if go_race:
                                    key=f"baselines.live_snap.{shown['updates']}")
         if info["seconds"] - shown["chart_at"].get(family, -9) >= 1.0:
             shown["chart_at"][family] = info["seconds"]
-            chart = plots.line_chart(compare.race_losses_frame(losses, players), "step", "value", "series",
+            chart = plots.line_chart(baselines.race_losses_frame(losses, players), "step", "value", "series",
                                      x_title="step", y_title=RACE_LOSS_TITLES[family] if players else "loss",
-                                     colors=compare.CURVE_COLORS, height=180)
+                                     colors=baselines.CURVE_COLORS, height=180)
             loss_slot.altair_chart(chart, width="stretch", key=f"baselines.live_loss.{shown['updates']}")
 
-    box = compare.mailbox()
-    with compare.race_in_progress(box):
-        new_race, interrupt = compare.run_race(race_toy, budget, seed, compare.R1_GAMMA if r1 else 0.0, on_update)
+    box = background.mailbox(baselines.JOB)
+    with background.in_progress(box):
+        new_race, interrupt = baselines.run_race(race_toy, budget, seed, baselines.R1_GAMMA if r1 else 0.0, on_update)
         box["done"] = new_race  # plain Python only from here: a click may have stopped this script run
     if interrupt is not None:  # the click that stopped the race: hand it back to Streamlit
         raise interrupt
     view.empty()
-    race = compare.adopt_race()
+    race = baselines.adopt_race()
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def race_overlay(toy: str, seed: int) -> np.ndarray:
-    return toy_points(toy, compare.SNAPSHOT_N, seed + 1)
+    return toy_points(toy, baselines.SNAPSHOT_N, seed + 1)
 
 
 if race is None:
@@ -516,14 +518,14 @@ else:
                 + (f", GAN with R1 (γ = {race.r1_gamma:g})" if race.r1_gamma else ", plain GAN")
                 + (". **Stopped by a click**: the families after the stopped one did not train." if race.stopped
                    else "."))
-    now = (race_toy, float(budget), int(seed), compare.R1_GAMMA if r1 else 0.0)
+    now = (race_toy, float(budget), int(seed), baselines.R1_GAMMA if r1 else 0.0)
     if now != (race.toy, race.budget_s, race.seed, race.r1_gamma):
         st.caption("The race controls have changed since; press **Race** to run with them.")
     overlay = race_overlay(race.toy, race.seed)
-    for fam in compare.RACE_FAMILIES:
+    for fam in baselines.RACE_FAMILIES:
         run = race.runs.get(fam)
         if run is None:
-            st.markdown(f"**{compare.RACE_LABELS[fam]}**: not trained (the race was stopped before it).")
+            st.markdown(f"**{baselines.RACE_LABELS[fam]}**: not trained (the race was stopped before it).")
             continue
         st.markdown(f"**{run.label}**: {run.message or 'no step'}, {run.seconds:.1f} s "
                     f"({run.steps / max(run.seconds, 1e-9):,.0f} steps/s; recipe: {run.steps_planned:,} steps)")
@@ -536,14 +538,14 @@ else:
     done = [r for r in race.runs.values() if r.model is not None]
     if done:
         lc = st.columns(len(done))
-        for col, r in zip(lc, done):
+        for col, r in zip(lc, done, strict=True):
             with col:
                 players = getattr(r, "players", None)  # a race kept from before the players were recorded: none
-                frame = (compare.curves_frame(r.model.config) if r.family == "gan" and not players else None)
-                frame = frame if frame is not None else compare.race_losses_frame(r.losses, players)
+                frame = (baselines.curves_frame(r.model.config) if r.family == "gan" and not players else None)
+                frame = frame if frame is not None else baselines.race_losses_frame(r.losses, players)
                 st.altair_chart(plots.line_chart(frame, "step", "value", "series", x_title="training step",
                                                  y_title=RACE_LOSS_TITLES[r.family], log_y=r.family == "ddpm",
-                                                 colors=compare.CURVE_COLORS, height=200, title=r.label),
+                                                 colors=baselines.CURVE_COLORS, height=200, title=r.label),
                                 width="stretch", key=f"baselines.race_loss.{r.family}")
         with st.spinner("Evaluating the raced models (2,000 samples each)..."):
             for r in done:
@@ -565,5 +567,5 @@ else:
         st.caption("core.evaluate.evaluate_2d on 2,000 samples of each raced model (DDIM-50 for the diffusion model) "
                    "against fresh data: the same metrics as the table above, on fewer samples.")
 
-show_code(compare.train_family, compare.slerp, evaluate_2d, evaluate_mnist,
+show_code(baselines.train_family, slerp, evaluate_2d, evaluate_mnist,
           label="Show the code: the race, the interpolation, the evaluation")

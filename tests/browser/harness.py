@@ -1,4 +1,4 @@
-"""Drive the app in a real browser: start a server, wait for script runs. Used by tests and benchmarks.
+"""Drive the app in a real browser: start a server, wait for script runs. Used by tests/browser/test_app.py.
 
 Debian's Chromium through Playwright (never `playwright install`; see shared/STACK-NOTES.md).
 """
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -48,7 +48,8 @@ def running_app(timeout_s: float = 90) -> Iterator[str]:
                     break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("the Streamlit server did not start: " + (proc.stderr.read() or "")[-2000:])
+                    log = (proc.stderr.read() or "")[-2000:]
+                    raise RuntimeError(f"the Streamlit server did not start: {log}") from None
                 time.sleep(0.3)
         yield url
     finally:

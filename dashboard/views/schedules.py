@@ -12,10 +12,20 @@ from core.analytic import toy_mixture
 from core.diffusion import q_sample
 from core.metrics import sliced_wasserstein
 from core.schedules import Schedule, make_schedule
-from dashboard.components import plots
-from dashboard.components.common import (TOYS, UrlWidgets, build_schedule, fmt_num, gaussian_noise, is_mixture,
-                                         page_header, parse_beta_knots, schedule_bytes, schedule_from_bytes,
-                                         terminal_noise_warning, toy_label, toy_points)
+from dashboard.ui import plots
+from dashboard.ui.fmt import fmt_num, toy_label
+from dashboard.ui.header import page_header
+from dashboard.ui.loaders import (
+    TOYS,
+    build_schedule,
+    gaussian_noise,
+    is_mixture,
+    schedule_bytes,
+    schedule_from_bytes,
+    toy_points,
+)
+from dashboard.ui.terminal_snr import terminal_noise_warning
+from dashboard.ui.widgets import UrlWidgets
 
 N_POINTS = 1000  # plotted per panel
 N_SW = 4000  # for the distance to N(0, I): its sampling noise is about half that of 1000 points
@@ -37,6 +47,27 @@ page_header(
     "(exact KL about 0.03 nats, against ≈ 0 for cosine).",
     code=[make_schedule, Schedule.__post_init__, q_sample],
 )
+
+
+def parse_beta_knots(text: str, T: int) -> np.ndarray:
+    """Custom betas typed by a user: comma-separated values linearly interpolated over T steps.
+
+    One value is a constant beta; two a linear ramp; T values are used as they are. Raises ValueError with a
+    message for a human; the engine then checks the values themselves (each in (0, 1), finite).
+    """
+    fields = [f.strip() for f in text.replace(";", ",").split(",") if f.strip()]
+    if not fields:
+        raise ValueError("enter at least one beta, e.g. 0.005 or 0.0001, 0.02")
+    knots = []
+    for f in fields:
+        try:
+            knots.append(float(f))
+        except ValueError:
+            raise ValueError(f"cannot read {f[:20]!r} as a number") from None
+    if len(knots) == 1:
+        return np.full(T, knots[0])
+    return np.interp(np.linspace(0, 1, T), np.linspace(0, 1, len(knots)), knots)
+
 
 ui = UrlWidgets("schedules")
 T = ui.slider("Number of steps T", "T", 10, 1000, 1000, step=10)
@@ -63,7 +94,7 @@ with cols[3]:
                          "steps (T values: used as they are). Each β must lie in (0, 1).")
 
 schedules: dict[str, Schedule] = {}
-for col, name in zip(st.columns(4, gap="medium"), ("linear", "cosine", "sigmoid", "custom")):
+for col, name in zip(st.columns(4, gap="medium"), ("linear", "cosine", "sigmoid", "custom"), strict=True):
     with col:
         try:
             if name == "custom":
@@ -104,7 +135,7 @@ if schedules:
               ("log_snr", "log SNR(t) = log ᾱ_t/(1−ᾱ_t)", False),
               ("beta_tilde", "β̃_t posterior variance (log)", True)]
     for row in (charts[:2], charts[2:]):
-        for col, (q, title, log_y) in zip(st.columns(2), row):
+        for col, (q, title, log_y) in zip(st.columns(2), row, strict=True):
             col.altair_chart(plots.line_chart(df[df["quantity"] == q], "t", "value", "schedule", x_title="step t",
                                               y_title=title, log_y=log_y), width="stretch")
 

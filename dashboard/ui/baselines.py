@@ -1,25 +1,21 @@
-"""Helpers of the Diffusion vs GAN vs VAE page (dashboard/baselines.py): which pretrained models each data set has,
-their recorded metrics as one table, the sampling benchmark, parameter counts, interpolation paths, the GAN
-discriminator's D(x) as a heat map behind its samples (as GAN Lab draws it), and the live race: the three families
-trained one after another with the same time budget, with snapshots from fixed noise as they learn (the GAN's with
-its discriminator's map at that moment), the GAN's two players' losses apart, and a stop that keeps what was
-trained.
+"""Helpers of the Diffusion vs GAN vs VAE page (dashboard/views/baselines.py): which pretrained models each data
+set has, their recorded metrics as one table, the sampling benchmark, parameter counts, interpolation paths, the
+GAN discriminator's D(x) as a heat map behind its samples (as GAN Lab draws it), and the live race: the three
+families trained one after another with the same time budget, with snapshots from fixed noise as they learn (the
+GAN's with its discriminator's map at that moment), the GAN's two players' losses apart, and a stop that keeps
+what was trained.
 
-Stopping follows dashboard/components/live.py: a click during training raises Streamlit's StopException (or
-RerunException) in our progress callback; the race stops there, puts what it has into a plain dict kept in
-session state (the mailbox), makes no further st.* call and re-raises; the next script run adopts the race.
+The race runs as a background job (dashboard.ui.background): a click during training stops it in its progress
+callback, the race so far goes into the job's mailbox, and the next script run adopts it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,17 +23,18 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import torch
-from streamlit.runtime.scriptrunner import RerunException, StopException
 
-from core.checkpoints import PRETRAINED_DIR, Pretrained, pretrained_names
+from core.checkpoints import Pretrained, pretrained_names
 from core.data.toy2d import MIXTURE_TOYS, mixture_spec
-from core.evaluate import parameter_counts
 from core.metrics import mode_coverage
+from core.models.gan import discriminator_map
 from core.schedules import make_schedule
+from core.train_2d import DEFAULT_2D_TRAIN, DEFAULT_MLP, train_ddpm_2d
 from core.train_baselines import MODEL_DEFAULTS, TRAIN_DEFAULTS, train_baseline
-from core.training import DEFAULT_2D_TRAIN, DEFAULT_MLP, TrainConfig, train_ddpm_2d
-from dashboard.components import live
-from dashboard.components.common import ROOT
+from core.training import TrainConfig
+from dashboard.ui import background, plots
+from dashboard.ui.loaders import ROOT, read_json
+from dashboard.ui.train import snapshot
 
 BASELINE_TOYS: tuple[str, ...] = ("eight_gaussians", "twenty_five_gaussians", "swiss_roll", "two_moons")
 DATASETS: tuple[str, ...] = (*BASELINE_TOYS, "mnist")
@@ -47,7 +44,6 @@ KIND_COLORS = {"ddpm": "#4f46e5", "gan": "#dc2626", "gan-r1": "#d97706", "vae": 
 DDIM_STEPS = 50  # the sampler of the recorded metrics and of the benchmark for the diffusion models
 ONE_PASS = {"gan": "one generator pass", "gan-r1": "one generator pass", "vae": "one decoder pass"}
 BENCHMARK_JSON = ROOT / "benchmarks" / "results" / "baselines.json"
-MANIFEST = PRETRAINED_DIR / "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -94,28 +90,6 @@ def entries(dataset: str, available: Sequence[str] | None = None) -> tuple[list[
 
 
 # --- recorded numbers -------------------------------------------------------------------------------------------
-
-
-@st.cache_data(max_entries=4, show_spinner=False)
-def _read_json(path: str, mtime: float) -> dict | None:
-    try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return raw if isinstance(raw, dict) else None
-
-
-def read_json(path: Path) -> dict | None:
-    """A JSON object file, re-read when it changes (keyed by its modification time); None if absent or bad."""
-    return _read_json(str(path), path.stat().st_mtime) if path.is_file() else None
-
-
-def manifest_models() -> dict[str, dict]:
-    """pretrained/manifest.json's records by model name (``python -m core evaluate --update-manifest`` adds
-    metrics while the app runs, so it is re-read when it changes)."""
-    raw = read_json(MANIFEST) or {}
-    models = raw.get("models")
-    return models if isinstance(models, dict) else {}
 
 
 def benchmark() -> tuple[dict[str, dict], dict]:
@@ -231,26 +205,18 @@ def curves_frame(config: dict, gan_players: bool = True) -> pd.DataFrame | None:
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
-def live_losses_frame(losses: list[float]) -> pd.DataFrame:
-    """Per-step losses (block means) and their moving average, long form."""
-    x, v = live.downsample(losses)
-    xs, vs = live.downsample(list(pd.Series(losses).ewm(span=50).mean().to_numpy()))
-    return pd.concat([pd.DataFrame({"step": x, "value": v, "series": "per step"}),
-                      pd.DataFrame({"step": xs, "value": vs, "series": "moving average"})], ignore_index=True)
-
-
 CURVE_POINTS = 200  # core.training.loss_curve's windows: the recorded GAN curves have this many points
 
 
 def race_losses_frame(losses: list[float], players: dict[str, list[float]] | None = None) -> pd.DataFrame:
     """The race's loss chart, live and after training: with ``players`` (the GAN's per-step L_D and L_G), each
     player's loss in at most CURVE_POINTS window means, as the recorded curves of the checkpoints (curves_frame);
-    otherwise the one loss with its moving average (live_losses_frame)."""
+    otherwise the one loss (block means) with its moving average."""
     if not players or not all(players.values()):
-        return live_losses_frame(losses)
+        return plots.smoothed_frame(losses, span=50)
     frames = []
     for name, values in players.items():
-        x, v = live.downsample(values, CURVE_POINTS)
+        x, v = plots.downsample(values, CURVE_POINTS)
         frames.append(pd.DataFrame({"step": x, "value": v, "series": name}))
     return pd.concat(frames, ignore_index=True)
 
@@ -277,21 +243,6 @@ def coverage_frame(samples: dict[str, np.ndarray], toy: str) -> pd.DataFrame:
 
 
 # --- interpolation --------------------------------------------------------------------------------------------------
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, ts: Sequence[float]) -> torch.Tensor:
-    """Spherical interpolation (per row) between a and b (..., d): (len(ts), ..., d). It keeps the norm of a
-    Gaussian draw typical, as in the DDIM paper's interpolation (Song et al. 2021, section 5.3)."""
-    af, bf = a.flatten(1), b.flatten(1)
-    cos = (af * bf).sum(1) / (af.norm(dim=1) * bf.norm(dim=1)).clamp_min(1e-12)
-    theta = torch.arccos(cos.clamp(-1, 1))[:, None]
-    out = []
-    for t in ts:
-        sin = torch.sin(theta)
-        wa = torch.where(sin > 1e-6, torch.sin((1 - t) * theta) / sin, torch.full_like(theta, 1 - t))
-        wb = torch.where(sin > 1e-6, torch.sin(t * theta) / sin, torch.full_like(theta, t))
-        out.append((wa * af + wb * bf).reshape(a.shape))
-    return torch.stack(out)
 
 
 def path_traces(paths: np.ndarray, axis: int, colors: Sequence[str]) -> list[dict]:
@@ -327,17 +278,6 @@ D_MAP_CAPTION = ("Background of the GAN panels: the discriminator's D(x) = sigmo
                  "the same.")
 
 
-@torch.no_grad()
-def discriminator_map(discriminator: torch.nn.Module, lim: float, n: int = D_MAP_N) -> np.ndarray:
-    """D(x) = sigmoid(D's logit) on an n x n grid over [-lim, lim]^2: (n, n) float32, z[iy, ix] (Plotly's heatmap
-    order). The weights and their mode are left as they are, so this can run inside a training callback."""
-    p = next(discriminator.parameters())
-    xs = torch.linspace(-lim, lim, n, device=p.device, dtype=p.dtype)
-    gy, gx = torch.meshgrid(xs, xs, indexing="ij")
-    logits = discriminator(torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1))
-    return torch.sigmoid(logits.float()).reshape(n, n).cpu().numpy()
-
-
 def d_map_dict(d_map: np.ndarray, lim: float, axis: int = 1) -> dict:
     """A discriminator map (n, n) as a faint Plotly heatmap trace (a plain dict) on subplot ``axis`` (1-based),
     colours fixed to D in [0, 1] so that white is always D = 1/2."""
@@ -367,7 +307,8 @@ RACE_LIM = 3.0  # the race's plotted square and the GAN discriminator's map: any
 N_MARKS = 6  # snapshots at 1/6, 2/6, ... of the budget (and one after the first step)
 R1_GAMMA = 1.0  # the weight of the shipped gan-r1 models
 RACE_KEY = "baselines.race"  # st.session_state: the last adopted Race
-MAILBOX_KEY = "baselines.mailbox"  # st.session_state: {"active": start time or None, "done": Race or None}
+JOB = "baselines"  # the race as a background job (dashboard.ui.background)
+MAILBOX_KEY = background.mailbox_key(JOB)  # st.session_state: {"active": start time or None, "done": Race or None}
 
 
 @dataclass
@@ -409,7 +350,7 @@ class Race:
 
 
 def race_recipe(family: str, budget_s: float, seed: int, r1_gamma: float = 0.0) -> tuple[TrainConfig, dict]:
-    """Each family's own default recipe (core.training.DEFAULT_2D_TRAIN, core.train_baselines.TRAIN_DEFAULTS),
+    """Each family's own default recipe (core.train_2d.DEFAULT_2D_TRAIN, core.train_baselines.TRAIN_DEFAULTS),
     with the race's time budget and seed; model options (the MLP of the DDPM, the GAN's R1 weight)."""
     if family == "ddpm":
         return replace(DEFAULT_2D_TRAIN, time_budget_s=float(budget_s), seed=seed), dict(DEFAULT_MLP)
@@ -442,19 +383,20 @@ def train_family(family: str, toy: str, budget_s: float, seed: int = 0, r1_gamma
     losses: list[float] = []
     snaps: list[RaceSnapshot] = []
     players: dict[str, list[float]] = {"L_D": [], "L_G": []} if family == "gan" else {}
-    state: dict[str, Any] = {"last": 0.0, "mark": 0, "interrupt": None}
+    state: dict[str, Any] = {"last": 0.0, "mark": 0}
+    interrupt = background.Interrupt()
 
     @torch.no_grad()
     def draw(model: torch.nn.Module) -> np.ndarray:
         if family == "ddpm":
-            return live.snapshot(model, schedule, noise)
+            return snapshot(model, schedule, noise)
         x = model.decode(noise)
         if family == "vae":
             x = x + model.log_sigma.exp() * decoder_noise
         return x.numpy()
 
     def d_map(model: torch.nn.Module) -> np.ndarray | None:
-        return discriminator_map(model.discriminator, map_lim) if family == "gan" else None
+        return discriminator_map(model.discriminator, map_lim, D_MAP_N) if family == "gan" else None
 
     def callback(info: dict[str, Any]) -> bool:
         losses.append(info["loss"])
@@ -472,11 +414,9 @@ def train_family(family: str, toy: str, budget_s: float, seed: int = 0, r1_gamma
         now = time.perf_counter()
         if on_update is not None and (snap or now - state["last"] >= min_interval_s):
             state["last"] = now
-            try:
-                on_update(family, {**info, "players": players} if players else info, losses, snaps)
-            except (RerunException, StopException) as request:  # a click: stop here, keep what was trained
-                state["interrupt"] = request
-                return True
+            # a click: stop here, keep what was trained
+            return interrupt.guard(on_update, family, {**info, "players": players} if players else info, losses,
+                                   snaps)
         return False
 
     if family == "ddpm":
@@ -492,7 +432,7 @@ def train_family(family: str, toy: str, budget_s: float, seed: int = 0, r1_gamma
         model = Pretrained(model=ema, schedule=schedule, config=config, name=f"race-{family}-{toy}")
     run = FamilyRun(family, losses, snaps, result.steps, cfg.steps, result.seconds, result.stop_reason,
                     result.message, model, players=players)
-    return run, state["interrupt"]
+    return run, interrupt.request
 
 
 def run_race(toy: str, budget_s: float, seed: int = 0, r1_gamma: float = 0.0, on_update: OnUpdate | None = None,
@@ -509,31 +449,10 @@ def run_race(toy: str, budget_s: float, seed: int = 0, r1_gamma: float = 0.0, on
     return race, None
 
 
-def mailbox() -> dict[str, Any]:
-    """The session's race mailbox (the same dict on every run of this session)."""
-    return st.session_state.setdefault(MAILBOX_KEY, {"active": None, "done": None})
-
-
-@contextmanager
-def race_in_progress(box: dict[str, Any]) -> Iterator[None]:
-    """Mark the mailbox busy while racing and storing the result (plain dict writes only)."""
-    box["active"] = time.time()
-    try:
-        yield
-    finally:
-        box["active"] = None
-
-
-def adopt_race(timeout_s: float = 15.0) -> Race | None:
-    """Keep the race a finished or stopped run left in the mailbox (waiting at most ``timeout_s`` for a run that
-    a click is stopping), and return the session's last race."""
-    box = mailbox()
-    if box.get("active"):
-        start = time.time()
-        with st.spinner("Stopping the race and keeping the models trained so far..."):
-            while box.get("active") and time.time() - start < timeout_s:
-                time.sleep(0.05)
-    done, box["done"] = box.get("done"), None
+def adopt_race() -> Race | None:
+    """Keep the race a finished or stopped run left in the mailbox (waiting for a run that a click is stopping),
+    and return the session's last race."""
+    done = background.adopt(JOB, "Stopping the race and keeping the models trained so far...")
     if done is not None:
         st.session_state[RACE_KEY] = done
     return st.session_state.get(RACE_KEY)

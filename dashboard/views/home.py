@@ -7,8 +7,9 @@ import torch
 from core.analytic import GaussianMixture, toy_mixture
 from core.diffusion import q_sample
 from core.samplers import sample
-from dashboard.components import plots
-from dashboard.components.common import build_schedule, existing_pages, gaussian_noise, page_header, toy_points
+from dashboard.ui import plots, sitemap
+from dashboard.ui.header import page_header
+from dashboard.ui.loaders import build_schedule, gaussian_noise, toy_points
 
 TOY, N, SEED = "eight_gaussians", 800, 0
 SHOW_T = (0, 100, 250, 500, 1000)  # paper steps; the schedule is cosine with T = 1000
@@ -47,21 +48,22 @@ def forward_and_reverse() -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 fwd, rev = forward_and_reverse()
 st.markdown("**Forward** $q$: noise is added, step by step →")
-plots.show(plots.scatter_panels([plots.Panel(f"t = {t}", x, plots.POINT_COLOR) for t, x in zip(SHOW_T, fwd)],
-                                height=250), key="home_forward")
+plots.show(plots.scatter_panels([plots.Panel(f"t = {t}", x, plots.POINT_COLOR)
+                                 for t, x in zip(SHOW_T, fwd, strict=True)], height=250), key="home_forward")
 st.markdown("**Reverse** $p$: noise is removed, step by step (exact score, DDPM, 100 steps) →")
 plots.show(plots.scatter_panels([plots.Panel(f"t = {t}", x, plots.SCHEDULE_COLORS["custom"])
-                                 for t, x in list(zip(SHOW_T, rev))[::-1]], height=250), key="home_reverse")
+                                 for t, x in list(zip(SHOW_T, rev, strict=True))[::-1]], height=250),
+           key="home_reverse")
 st.caption("Eight Gaussians in standardised units, cosine schedule, T = 1000, 800 points.")
 
 st.subheader("The pages")
-pages = [p for p in existing_pages() if p.file != "home.py"]
+pages = [p for p in sitemap.existing_pages() if p.file != sitemap.HOME]
 for section in dict.fromkeys(p.section for p in pages):
     st.markdown(f"**{section}**")
     for p in (p for p in pages if p.section == section):
         link, text = st.columns([1, 3], vertical_alignment="center")
         with link:
-            st.page_link(p.file, label=p.title, icon=p.icon)
+            st.page_link(p.path, label=p.title, icon=p.icon)
         text.markdown(p.teaches)
 st.caption("The engine behind these pages is `core/`; `python -m core train --data eight_gaussians --out "
            "runs/my-model` trains the same models from the command line.")

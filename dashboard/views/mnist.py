@@ -3,10 +3,8 @@ guidance scale, sampler, steps, seed), the denoising animated (x_t beside the x0
 the same noise (fidelity against diversity), the forward process on a real digit under four schedules, and the
 model's evaluation and speed/memory benchmarks from their JSON files. The page never trains."""
 
-import json
 import math
 import time
-from pathlib import Path
 
 import altair as alt
 import numpy as np
@@ -14,14 +12,16 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import checkpoints
 from core.data.mnist import load_mnist
 from core.diffusion import forward_chain
 from core.evaluate import classify, evaluate_mnist
+from core.guidance import RowwiseGuidance, classifier_free_guidance
 from core.models.unet import UNet
-from core.samplers import METHODS, _guided_eps, sample
-from dashboard.components import plots, sampling
-from dashboard.components.common import ROOT, UrlWidgets, build_schedule, page_header, pretrained
+from core.samplers import METHODS, sample
+from dashboard.ui import plots, sampling
+from dashboard.ui.header import page_header
+from dashboard.ui.loaders import ROOT, build_schedule, manifest_models, pretrained, read_json
+from dashboard.ui.widgets import UrlWidgets
 
 MODEL, CLASSIFIER = "ddpm-mnist", "classifier-mnist"
 DIGITS = ("each", "any", *(str(d) for d in range(10)))
@@ -64,7 +64,7 @@ page_header(
     "read each row from left to right: the same noise becomes whatever digit it suggests at w = 0, the requested "
     "digit from w ≈ 2 on, and bolder strokes by w = 8, while the rows grow alike (the chart: fidelity up, "
     "diversity down).",
-    code=[_guided_eps, sample, UNet.forward, forward_chain, evaluate_mnist],
+    code=[classifier_free_guidance, sample, UNet.forward, forward_chain, evaluate_mnist],
 )
 
 ui = UrlWidgets("mnist")
@@ -126,34 +126,14 @@ def generate(digit: str, w: float, method: str, steps: int, n: int, seed: int) -
     diverged = int((~torch.isfinite(x0).flatten(1).all(1) | (x0.flatten(1).abs().amax(1) > 3)).sum())
     images = torch.nan_to_num(x0, nan=0.0).clamp(-1, 1)
     pred, _ = judge(images)
-    K = len(traj.timesteps)
-    idx = np.unique(np.round(np.linspace(0, K, min(K, N_FRAMES - 1) + 1)).astype(int))
+    idx = traj.frame_indices(N_FRAMES)
     anim_x = torch.stack([*xs, images[:N_ANIM]])[idx]
     anim_x0 = torch.stack([*x0s, images[:N_ANIM]])[idx]  # the sample is its own "prediction"
-    ts = traj.timesteps.numpy()
-    alpha_bar = np.concatenate([p.schedule.alpha_bar_at(torch.as_tensor(ts)).numpy(), [1.0]])
     return {"images": plots.to_uint8(images), "labels": None if y is None else y.numpy(), "pred": pred,
-            "seconds": seconds, "nfe": int(traj.nfe), "steps": K, "diverged": diverged,
-            "frame_idx": idx, "frame_t": np.concatenate([ts + 1.0, [0.0]])[idx], "frame_alpha_bar": alpha_bar[idx],
+            "seconds": seconds, "nfe": int(traj.nfe), "steps": len(traj.timesteps), "diverged": diverged,
+            "frame_idx": idx, "frame_t": traj.state_timesteps()[idx],
+            "frame_alpha_bar": traj.state_alpha_bars(p.schedule)[idx],
             "anim_x": plots.to_uint8(anim_x.numpy()), "anim_x0": plots.to_uint8(anim_x0.numpy())}
-
-
-class RowGuidance:
-    """ε̃ = ε(x, t, ∅) + w_i (ε(x, t, y_i) − ε(x, t, ∅)) with a guidance scale per row, so the whole sweep
-    runs as one batch (``sample`` takes one w per call). Rows with w_i = 0 need only the unconditional pass and
-    rows with w_i = 1 only the conditional one; the others get both, in the same network call."""
-
-    def __init__(self, model, w: torch.Tensor):
-        self.model, self.w = model, w.reshape(-1, 1, 1, 1)
-        self.cond, self.uncond = w != 0, w != 1  # rows that need each pass
-
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        c, u = self.cond, self.uncond
-        null = torch.full_like(y[u], self.model.null_class)
-        eps = self.model(torch.cat([x[c], x[u]]), torch.cat([t[c], t[u]]), torch.cat([y[c], null]))
-        eps_c, eps_u = torch.zeros_like(x), torch.zeros_like(x)
-        eps_c[c], eps_u[u] = eps[:int(c.sum())], eps[int(c.sum()):]
-        return eps_u + self.w * (eps_c - eps_u)  # w = 0: eps_u; w = 1: eps_c
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -167,7 +147,7 @@ def guidance_sweep(label: int, seed: int) -> dict:
     x_T = x_T.repeat_interleave(k, 0)  # row-major: noise r at every w
     w = torch.tensor(SWEEP_W, dtype=torch.float32).repeat(SWEEP_ROWS)
     y = torch.full((len(w),), int(label))
-    traj = sample(RowGuidance(p.model, w), p.schedule, x_T, method="ddim", steps=SWEEP_STEPS, y=y,
+    traj = sample(RowwiseGuidance(p.model, w), p.schedule, x_T, method="ddim", steps=SWEEP_STEPS, y=y,
                   keep_trajectory=False)
     images = torch.nan_to_num(traj.x0, nan=0.0).clamp(-1, 1)
     pred, probs = judge(images)
@@ -205,22 +185,9 @@ def forward_rows(digit: str, seed: int) -> dict:
             "source": data.source}
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def read_json(path: str, mtime: float) -> dict | None:
-    """A JSON file (keyed by its modification time, so a rerun of the benchmark shows up); None if unreadable."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return raw if isinstance(raw, dict) else None
-
-
 def manifest_entry() -> dict:
     """The manifest record of ddpm-mnist (read when the file changes: ``evaluate`` may add metrics at any time)."""
-    path = Path(checkpoints.PRETRAINED_DIR) / "manifest.json"
-    raw = read_json(str(path), path.stat().st_mtime) if path.is_file() else None
-    models = raw.get("models") if raw else None
-    entry = models.get(MODEL) if isinstance(models, dict) else None
+    entry = manifest_models().get(MODEL)
     return entry if isinstance(entry, dict) else {}
 
 
@@ -244,7 +211,7 @@ with left:
         captions, colors = [str(d) for d in run["pred"]], None
     else:
         ok_ = run["pred"] == run["labels"]
-        captions = [f"{d} ✓" if good else f"{d} ✗" for d, good in zip(run["pred"], ok_)]
+        captions = [f"{d} ✓" if good else f"{d} ✗" for d, good in zip(run["pred"], ok_, strict=True)]
         colors = [plots.CAPTION_COLOR if good else plots.WRONG_COLOR for good in ok_]
     plots.show(plots.image_grid(run["images"], COLS, captions, colors, width_px=1000), key="mnist_grid")
 with right:
@@ -292,8 +259,8 @@ cols = st.columns([3, 1], gap="medium")
 with cols[0]:
     titles = [f"w = {v:g}" + (" (∅)" if v == 0 else " (p(x|y))" if v == 1 else "") for v in SWEEP_W]
     good = sw["pred"] == sweep_label
-    plots.show(plots.image_grid(sw["images"], len(SWEEP_W), [f"{d} ✓" if g else f"{d} ✗" for d, g in
-                                                            zip(sw["pred"], good)],
+    plots.show(plots.image_grid(sw["images"], len(SWEEP_W),
+                                [f"{d} ✓" if g else f"{d} ✗" for d, g in zip(sw["pred"], good, strict=True)],
                                 [plots.CAPTION_COLOR if g else plots.WRONG_COLOR for g in good], col_titles=titles,
                                 width_px=560), key="mnist_sweep")
 with cols[1]:
@@ -369,12 +336,11 @@ if entry.get("command"):
                f"on {entry.get('hardware', 'unrecorded hardware')}.")
 
 st.subheader("Speed and memory")
-found = {kind: read_json(str(path), path.stat().st_mtime) for kind, path in BENCHMARKS.items() if path.is_file()}
-found = {kind: b for kind, b in found.items() if b}
+found = {kind: b for kind, path in BENCHMARKS.items() if (b := read_json(path))}
 if not found:
     st.info("No benchmark results yet: run `python benchmarks/mnist.py` (writes benchmarks/results/mnist_cpu.json "
             "or mnist_cuda.json).", icon=":material/info:")
-for col, (kind, bench) in zip(st.columns(max(1, len(found)), gap="medium"), found.items()):
+for col, (kind, bench) in zip(st.columns(max(1, len(found)), gap="medium"), found.items(), strict=False):
     with col:
         st.markdown(f"**{kind}** · {bench.get('hardware', 'unknown hardware')}")
         samp = [r for r in bench.get("sampling", []) if isinstance(r, dict)]

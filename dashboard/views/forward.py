@@ -9,9 +9,12 @@ import torch
 
 from core.analytic import GaussianMixture, toy_mixture
 from core.diffusion import forward_chain, q_sample
-from dashboard.components import plots
-from dashboard.components.common import (TOYS, UrlWidgets, build_schedule, fmt_num, is_mixture,
-                                         page_header, terminal_noise_warning, toy_label, toy_points)
+from dashboard.ui import plots
+from dashboard.ui.fmt import fmt_num, toy_label
+from dashboard.ui.header import page_header
+from dashboard.ui.loaders import TOYS, build_schedule, is_mixture, toy_points
+from dashboard.ui.terminal_snr import terminal_noise_warning
+from dashboard.ui.widgets import UrlWidgets
 
 N_FRAMES = 25
 N_PATHS = 10
@@ -76,7 +79,7 @@ except ValueError as err:  # every preset is valid; kept so a future preset can 
     st.stop()
 data = forward_frames(toy, name, T, n, seed)
 frames = []
-for k, (t, ab) in enumerate(zip(data["frame_ts"], data["alpha_bars"])):
+for k, (t, ab) in enumerate(zip(data["frame_ts"], data["alpha_bars"], strict=True)):
     upto = (data["keep"] <= t) & (data["keep"] >= t - TRAIL * T)
     frames.append(plots.Frame(
         label=f"t = {t}   ᾱ_t = {fmt_num(float(ab))}",

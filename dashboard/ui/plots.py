@@ -1,6 +1,6 @@
 """Plot builders shared by the pages: equal-axis 2D scatter panels, an animated 2D view with play/pause and a
 t slider (Plotly frames), exact-density contours on a grid, long-form Altair line charts, and greyscale digit
-mosaics (static or two panels animated together) for the MNIST page.
+mosaics (static or two panels animated together) for the MNIST page, and light loss curves.
 
 Builders return figures (no Streamlit calls) so tests can inspect them; ``show`` renders a Plotly figure.
 """
@@ -245,6 +245,28 @@ def line_chart(df: pd.DataFrame, x: str, y: str, color: str, *, x_title: str, y_
     return chart.interactive(bind_y=False)
 
 
+def downsample(values: Sequence[float], max_points: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, mean values) of consecutive blocks, at most ``max_points`` of them: a light live chart."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) <= max_points:
+        return np.arange(1, len(v) + 1), v
+    size = int(np.ceil(len(v) / max_points))
+    n = len(v) // size * size
+    blocks = v[:n].reshape(-1, size).mean(axis=1)
+    steps = np.arange(size, n + 1, size)
+    return steps, blocks
+
+
+def smoothed_frame(values: Sequence[float], span: int, names: tuple[str, str] = ("per step", "moving average"),
+                   y: str = "value") -> pd.DataFrame:
+    """A per-step series (a loss) in block means and its exponential moving average over ``span`` steps, long
+    form (step, ``y``, series) for ``line_chart``; ``names``: the two series."""
+    x, v = downsample(values)
+    xs, vs = downsample(list(pd.Series(values).ewm(span=span).mean().to_numpy()))
+    return pd.concat([pd.DataFrame({"step": x, y: v, "series": names[0]}),
+                      pd.DataFrame({"step": xs, y: vs, "series": names[1]})], ignore_index=True)
+
+
 # --- image grids (MNIST) -------------------------------------------------------------------------------------
 # Digits are drawn as one greyscale heatmap per panel: a mosaic of 28x28 tiles on white gaps, sent as uint8
 # (a 10x10 grid is ~80 kB), square pixels, no smoothing, no hover. Captions are annotations in pixel units.
@@ -403,6 +425,6 @@ def animated_image_pair(left: np.ndarray, right: np.ndarray, labels: Sequence[st
     layout.update(height=height, margin=dict(l=10, r=10, t=30, b=100, pad=0), showlegend=False,
                   plot_bgcolor="#ffffff", **pair_animation_controls(labels, titles, gap, frame_ms))
     frames = [dict(data=[image_dict(a), image_dict(b, "2")], traces=[0, 1], name=lab)
-              for a, b, lab in zip(lz, rz, labels)]
+              for a, b, lab in zip(lz, rz, labels, strict=True)]
     return go.Figure(dict(data=[image_dict(lz[0], name="x_t"), image_dict(rz[0], "2", name="x̂₀")],
                           frames=frames, layout=layout))

@@ -3,11 +3,11 @@ step count, animated, with particle paths and the network's x0 prediction beside
 
 import streamlit as st
 
-from core.samplers import (METHODS, _dpm_solver_2m, _langevin, _run_continuous, _run_discrete, ddim_step, ddpm_step,
-                           sample)
-from dashboard.components import plots, sampling
-from dashboard.components.common import page_header, show_code, terminal_noise_warning
-from dashboard.components.models import model_picker
+from core.samplers import METHODS, SAMPLERS, ddim_step, ddpm_step, langevin_corrector, sample
+from dashboard.ui import plots, sampling
+from dashboard.ui.header import page_header, show_code
+from dashboard.ui.models import model_picker
+from dashboard.ui.terminal_snr import terminal_noise_warning
 
 page_header(
     "Reverse process",
@@ -65,10 +65,9 @@ with o[3]:
                + ("Stochastic: fresh noise at every step." if method in sampling.STOCHASTIC or eta > 0
                   else "Deterministic: x_T alone decides the sample."))
 
-engine = {"ddpm": [ddpm_step, _run_discrete], "ddim": [ddim_step, _run_discrete],
-          "predictor_corrector": [_run_continuous, _langevin], "dpm_solver_2m": [_dpm_solver_2m]}
-with code_slot:
-    show_code(sample, *engine.get(method, [_run_continuous]))
+step_code = {"ddpm": [ddpm_step], "ddim": [ddim_step], "predictor_corrector": [langevin_corrector]}
+with code_slot:  # the front door, the step the sampler repeats, and the sampler's loop
+    show_code(sample, *step_code.get(method, []), SAMPLERS[method])
 
 token, exact = sampling.split_token(choice)
 options = sampling.method_options(method, eta=eta, spacing=spacing, variance=variance, sde=sde)
