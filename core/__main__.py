@@ -127,6 +127,9 @@ def cmd_train_mnist(args: argparse.Namespace) -> int:
         print(f"wrote {weights} and {out.with_suffix('.json')}", file=sys.stderr)
         _record(args, out, data.source, result)
     if world_size > 1:
+        # Leave together: a rank that tears gloo down while rank 0 is still writing can abort at exit
+        # ("terminate called without an active exception").
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return 0 if result.stop_reason != "nonfinite" else 1
 
