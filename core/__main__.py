@@ -7,73 +7,237 @@
     python -m core train --data mnist --out pretrained/ddpm-mnist --time-budget 3600
     torchrun --nproc_per_node 2 -m core train --data mnist --out runs/ddp-mnist   # data-parallel (DDP)
     python -m core evaluate ddpm-mnist --update-manifest
+    python -m core hashes [--record]     # check (or record) the SHA-256 of every file in pretrained/
+
+Every argument is checked before any work starts (ranges, options that do not apply to the chosen model,
+--out writable, the device present); a wrong one ends with a one-line message and exit status 2, a failure
+while working with exit status 1. --debug (or DIFFUSION_LAB_DEBUG=1) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import shlex
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from core import checkpoints
 from core.checkpoints import (
-    PRETRAINED_DIR,
+    SIZE_LIMITS,
     CheckpointError,
+    ModelSpec,
+    Pretrained,
     delete_training_state,
+    expected_tensors,
     git_revision,
     hardware_description,
     load_checkpoint,
     load_pretrained,
+    pretrained_names,
+    read_manifest,
     save_checkpoint,
     training_state_exists,
     update_manifest,
 )
 from core.data.toy2d import TOY_NAMES, PointCloudError, load_points, standardise
+from core.models.mlp import MLPConfig
 from core.models.unet import UNetConfig
 from core.samplers import METHODS
-from core.schedules import SCHEDULE_NAMES, make_schedule
+from core.schedules import MAX_T, SCHEDULE_NAMES, make_schedule
 from core.train_2d import DEFAULT_2D_TRAIN, DEFAULT_MLP, train_ddpm_2d
 from core.training import PRECISIONS, TrainConfig
 
+EXIT_USAGE, EXIT_FAILURE = 2, 1
+MAX_SAMPLES = 1_000_000  # sample / evaluate --n: 2D points, a few seconds of DDIM each 100,000
+MAX_STEPS = 10_000_000
+MAX_BATCH = 65_536
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range
+TRAIN_SCHEDULES = tuple(n for n in SCHEDULE_NAMES if n != "custom")
 
-def _load(model: str):
-    """A pretrained name (``ddpm-eight_gaussians``) or a checkpoint path stem."""
+
+class UsageError(Exception):
+    """A command line that asks for something invalid: the message names the argument; exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a parse error raises UsageError (main prints it once, with the exit status 2)."""
+
+    def error(self, message: str):  # noqa: D102 (argparse's hook)
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# --- argument types: each names what would be valid ------------------------------------------------------------
+
+
+def _int_in(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{lo:,}, {hi:,}]; got {text!r:.40}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{lo:,}, {hi:,}]; got {value:,}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _float_in(lo: float, hi: float, open_lo: bool = False) -> Callable[[str], float]:
+    interval = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in {interval}; got {text!r:.40}") from None
+        if not (math.isfinite(value) and (lo < value if open_lo else lo <= value) and value <= hi):
+            raise argparse.ArgumentTypeError(f"must be a number in {interval}; got {text!r:.40}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _limit(kind: str, name: str) -> Callable[[str], int]:
+    lo, hi = SIZE_LIMITS[kind][name]
+    return _int_in(int(lo), int(hi))
+
+
+# --- checks shared by the commands -------------------------------------------------------------------------------
+
+
+def _check_device(name: str) -> str:
+    """A device this machine has: cpu, cuda, cuda:N (or mps where present)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"--device {name!r:.40} is not a device; expected cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return "cpu"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: no CUDA device is available here (torch {torch.__version__}); "
+                             "use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        return name
+    if device.type == "mps" and torch.backends.mps.is_available():
+        return name
+    raise UsageError(f"--device {name!r:.40} is not available here; expected cpu" +
+                     (", cuda or cuda:N" if torch.cuda.is_available() else ""))
+
+
+def _check_writable_dir(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and write (then remove) a scratch file in it."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{what}: {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"{what}: cannot write in {folder} ({e.strerror or e})") from None
+
+
+def _check_out(stem_text: str, suffixes: tuple[str, ...], what: str = "--out") -> Path:
+    """``--out`` names files that can be written: not a folder, in a folder that exists (or can be made) and
+    takes files. Checked before any work, so a wrong path never throws away a finished run."""
+    out = Path(stem_text)
+    if not stem_text.strip() or out.name in ("", ".", ".."):
+        raise UsageError(f"{what} {stem_text!r} names no file; give a path like runs/my-model")
+    if out.is_dir():
+        raise UsageError(f"{what} {stem_text} is a folder; give a file name in it, e.g. {out / 'my-model'}")
+    targets = [out.with_suffix(s) for s in suffixes] if suffixes else [out]
+    for target in targets:
+        if target.is_dir():
+            raise UsageError(f"{what}: {target} is a folder, so the file cannot be written")
+        if target.exists() and not os.access(target, os.W_OK):
+            raise UsageError(f"{what}: {target} exists and is not writable")
+    _check_writable_dir(out.parent, what)
+    return out
+
+
+def _check_options(given: dict[str, bool], applies: bool, why: str) -> None:
+    """Options that were given but do not apply are refused, naming them (never silently ignored)."""
+    used = [name for name, present in given.items() if present]
+    if used and not applies:
+        raise UsageError(f"{', '.join(used)} {'does' if len(used) == 1 else 'do'} not apply {why}")
+
+
+def _load(model: str, device: str = "cpu") -> Pretrained:
+    """A checkpoint path (stem, .json or .safetensors) or a pretrained name; an unknown name is a usage error."""
     path = Path(model)
-    if path.with_suffix(".json").is_file() or path.suffix in (".json", ".safetensors"):
-        return load_checkpoint(path)
-    return load_pretrained(model)
+    if not path.name:
+        raise UsageError(f"model {model!r} names no checkpoint; give a pretrained name (e.g. ddpm-eight_gaussians) "
+                         "or a checkpoint path")
+    if path.suffix in (".json", ".safetensors") or path.with_suffix(".json").is_file() \
+            or path.with_suffix(".safetensors").is_file():
+        return load_checkpoint(path, device=device)
+    known = set(pretrained_names()) | set(read_manifest()["models"])
+    if model not in known:
+        raise UsageError(f"unknown pretrained model {model!r:.60} (and no checkpoint file of that name); available: "
+                         f"{', '.join(pretrained_names()) or 'none'}")
+    return load_pretrained(model, device=device)
+
+
+def _data_kind(p: Pretrained) -> str | None:
+    data = p.config.get("data")
+    return data.get("kind") if isinstance(data, dict) else None
+
+
+def _is_conditional(p: Pretrained) -> int:
+    """The number of classes a model was trained with (0: unconditional)."""
+    model = p.config.get("model", {})
+    return int(model.get("num_classes", 0)) if model.get("type") in ("mlp", "unet") else 0
+
+
+# --- train --------------------------------------------------------------------------------------------------
 
 
 def _record(args: argparse.Namespace, out: Path, data: str, result, extra: dict | None = None) -> None:
-    """Write the manifest entry for a checkpoint in pretrained/ (or anywhere with --record)."""
-    if args.record or out.resolve().parent == PRETRAINED_DIR:
+    """Write the manifest entry (with both files' SHA-256) for a checkpoint in pretrained/ (or anywhere with
+    --record)."""
+    if args.record or out.resolve().parent == checkpoints.PRETRAINED_DIR:
         update_manifest(out.name, {
-            "command": "python -m core " + " ".join(shlex.quote(a) for a in args.argv),
+            "command": "python -m core " + " ".join(shlex.quote(a) for a in args.argv if a != "--debug"),
             "data": data,
             "seconds": round(result.seconds, 2),
             "steps": result.steps,
             "hardware": hardware_description(),
             "git_revision": git_revision(),
             "created": time.strftime("%Y-%m-%d"),
+            "sha256": checkpoints.checkpoint_hashes(out),
             **(extra or {}),
         }, directory=out.resolve().parent)
 
 
-def _progress_bar(total: int, done: int = 0, enabled: bool = True):
-    bar = tqdm(total=total, initial=done, unit="step", file=sys.stderr, disable=not enabled)
+@contextlib.contextmanager
+def _progress_bar(total: int, enabled: bool = True) -> Iterator[Callable[[dict], None]]:
+    """A tqdm bar on stderr and the training callback that moves it; closed on the way out, so an error message
+    is the last line printed."""
+    bar = tqdm(total=total, unit="step", file=sys.stderr, disable=not enabled)
 
     def progress(info: dict) -> None:
         bar.update(info["step"] - bar.n)
         if info["step"] % 50 == 0:
             bar.set_postfix(loss=f"{info['loss']:.4f}")
 
-    return bar, progress
+    try:
+        yield progress
+    finally:
+        bar.close()
 
 
 def _init_distributed(device: str) -> str:
@@ -90,6 +254,82 @@ def _init_distributed(device: str) -> str:
     return device
 
 
+def _default(value, fallback):
+    """``fallback`` only when the option was not given (0 is a value, never a request for the default)."""
+    return fallback if value is None else value
+
+
+def validate_train(args: argparse.Namespace) -> None:
+    """Every train argument, before any work: family and data, the options that apply to them, ranges the loader
+    accepts (a model it would refuse is never trained), the device, and --out."""
+    mnist = args.data == "mnist"
+    ddpm = args.family == "ddpm"
+    toy = args.data in TOY_NAMES
+    args.device = _check_device(args.device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not (ddpm and mnist):
+        raise UsageError("data-parallel training (torchrun) is for the MNIST DDPM: --data mnist --family ddpm")
+    if not (toy or mnist):
+        if not ddpm:
+            raise UsageError(f"--family {args.family} trains on a toy ({', '.join(TOY_NAMES)}) or mnist; got --data "
+                             f"{args.data!r:.60}")
+        path = Path(args.data)
+        if not path.is_file():
+            raise UsageError(f"--data {args.data!r:.60} is neither a toy ({', '.join(TOY_NAMES)}), mnist, nor an "
+                             "existing CSV file")
+        try:
+            args.points = load_points(path)
+        except PointCloudError as e:
+            raise UsageError(f"--data {args.data}: {e}") from None
+    _check_options({"--latent-dim": args.latent_dim is not None, "--r1": args.r1 is not None,
+                    "--beta": args.beta is not None}, not ddpm,
+                   "to a DDPM: --latent-dim, --r1 and --beta are GAN / VAE options")
+    _check_options({"--r1": args.r1 is not None}, args.family != "vae",
+                   "to a VAE: --r1 is a GAN option (the R1 gradient penalty)")
+    _check_options({"--beta": args.beta is not None}, args.family != "gan",
+                   "to a GAN: --beta is a VAE option (the weight of its KL term)")
+    _check_options({"--schedule": args.schedule is not None, "--T": args.T is not None,
+                    "--conditional": args.conditional}, ddpm, f"to a {args.family.upper()} (it does not diffuse)")
+    _check_options({"--width": args.width is not None, "--depth": args.depth is not None},
+                   ddpm and not mnist, "here: --width and --depth size the 2D DDPM's MLP (the MNIST UNet and "
+                                       "the GAN / VAE recipes have fixed sizes)")
+    _check_options({"--conditional": args.conditional}, not mnist, "to MNIST (the MNIST DDPM is always "
+                                                                   "class-conditional)")
+    _check_options({"--checkpointing": args.checkpointing, "--dropout": args.dropout is not None,
+                    "--state": args.state is not None, "--save-every": args.save_every is not None,
+                    "--fresh": args.fresh}, ddpm and mnist, "here: --checkpointing, --dropout, --state, "
+                                                            "--save-every and --fresh are options of the MNIST "
+                                                            "DDPM (--data mnist --family ddpm)")
+    _check_options({"--data-dir": args.data_dir is not None, "--download": args.download}, mnist,
+                   "without --data mnist")
+    _check_options({"--conditional": args.conditional}, toy, "to your own points (they have no labels)")
+    if args.download and not (args.data_dir or os.environ.get("DIFFUSION_LAB_MNIST_DIR")):
+        raise UsageError("--download needs --data-dir (or $DIFFUSION_LAB_MNIST_DIR): where to put the files")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no such folder")
+    if args.precision == "fp16" and not args.device.startswith("cuda"):
+        raise UsageError(f"precision fp16 needs a CUDA device (--device {args.device} given); on a CPU use "
+                         "--precision bf16")
+    if ddpm and not mnist:  # the MLP must be one the loader accepts: sizes and the parameter count
+        schedule = make_schedule(_default(args.schedule, "cosine"), T=_default(args.T, 1000))
+        mlp = MLPConfig(**{**DEFAULT_MLP, "width": _default(args.width, DEFAULT_MLP["width"]),
+                           "depth": _default(args.depth, DEFAULT_MLP["depth"]), "T": schedule.T})
+        try:
+            expected_tensors(ModelSpec("mlp", mlp, schedule))
+        except CheckpointError as e:
+            raise UsageError(f"--width / --depth: {e}") from None
+    args.out = _check_out(args.out, (".safetensors", ".json"))
+    if ddpm and mnist:
+        args.state = Path(args.state) if args.state else Path("runs") / args.out.name / "train-state"
+        _check_writable_dir(args.state.parent, "--state")
+        if training_state_exists(args.state) and not args.fresh:  # a run would resume from it: is it readable?
+            try:
+                checkpoints.check_training_state(args.state)
+            except CheckpointError as e:
+                raise UsageError(f"--state: {e}") from None
+    if args.record or args.out.resolve().parent == checkpoints.PRETRAINED_DIR:
+        read_manifest(args.out.resolve().parent)  # a damaged manifest is reported now, not after training
+
+
 def cmd_train_mnist(args: argparse.Namespace) -> int:
     from core.data.mnist import load_mnist
     from core.train_mnist import DEFAULT_MNIST_TRAIN, train_ddpm_mnist
@@ -98,29 +338,28 @@ def cmd_train_mnist(args: argparse.Namespace) -> int:
     device = _init_distributed(args.device)
     rank, world_size = world()
     d = DEFAULT_MNIST_TRAIN
-    cfg = TrainConfig(steps=args.steps or d.steps, batch_size=args.batch_size or d.batch_size, lr=args.lr or d.lr,
-                      warmup_steps=d.warmup_steps, ema_decay=d.ema_decay, seed=args.seed,
+    cfg = TrainConfig(steps=_default(args.steps, d.steps), batch_size=_default(args.batch_size, d.batch_size),
+                      lr=_default(args.lr, d.lr), warmup_steps=d.warmup_steps, ema_decay=d.ema_decay, seed=args.seed,
                       time_budget_s=args.time_budget, device=device, precision=args.precision)
     data = load_mnist("train", data_dir=args.data_dir, allow_download=args.download)
-    schedule = make_schedule(args.schedule, T=args.T)
-    unet = UNetConfig(T=args.T, gradient_checkpointing=args.checkpointing,
-                      dropout=UNetConfig.dropout if args.dropout is None else args.dropout)
-    out = Path(args.out)
-    state = Path(args.state) if args.state else Path("runs") / out.name / "train-state"
+    schedule_name, T = _default(args.schedule, "cosine"), _default(args.T, 1000)
+    schedule = make_schedule(schedule_name, T=T)
+    unet = UNetConfig(T=T, gradient_checkpointing=args.checkpointing,
+                      dropout=_default(args.dropout, UNetConfig.dropout))
+    out, state = args.out, args.state
     if args.fresh:
         delete_training_state(state)
     resuming = training_state_exists(state)
     if rank == 0:
         print(f"data: {data.source}", file=sys.stderr)
-        print(f"training a class-conditional DDPM on MNIST: {args.schedule} schedule, T={args.T}, UNet "
+        print(f"training a class-conditional DDPM on MNIST: {schedule_name} schedule, T={T}, UNet "
               f"{unet.base_channels}x{list(unet.channel_mults)} patch {unet.patch_size}, {cfg.steps} steps of "
               f"batch {cfg.batch_size} on {world_size} process(es), device {device}, {cfg.precision}"
               f"{', gradient checkpointing' if args.checkpointing else ''}; training state: {state}"
               + (" (resuming)" if resuming else ""), file=sys.stderr)
-    bar, progress = _progress_bar(cfg.steps, enabled=rank == 0)
-    result, config = train_ddpm_mnist(data, schedule, cfg, unet=unet, callback=progress, state_path=state,
-                                      save_every=args.save_every)
-    bar.close()
+    with _progress_bar(cfg.steps, enabled=rank == 0) as progress:
+        result, config = train_ddpm_mnist(data, schedule, cfg, unet=unet, callback=progress, state_path=state,
+                                          save_every=_default(args.save_every, 500))
     if rank == 0:
         print(result.message, file=sys.stderr)
         weights, _ = save_checkpoint(out, result.ema_model, config)
@@ -131,7 +370,81 @@ def cmd_train_mnist(args: argparse.Namespace) -> int:
         # ("terminate called without an active exception").
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return 0 if result.stop_reason != "nonfinite" else 1
+    return 0 if result.stop_reason != "nonfinite" else EXIT_FAILURE
+
+
+def cmd_train_baseline(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from core.data.mnist import load_mnist
+    from core.train_baselines import TRAIN_DEFAULTS, train_baseline
+
+    domain = "mnist" if args.data == "mnist" else "2d"
+    d = TRAIN_DEFAULTS[args.family, domain]
+    cfg = replace(d, steps=_default(args.steps, d.steps), batch_size=_default(args.batch_size, d.batch_size),
+                  lr=_default(args.lr, d.lr), seed=args.seed, time_budget_s=args.time_budget, device=args.device,
+                  precision=args.precision)
+    data = load_mnist("train", data_dir=args.data_dir, allow_download=args.download) if domain == "mnist" \
+        else args.data
+    options = {k: v for k, v in (("latent_dim", args.latent_dim), ("r1_gamma", args.r1), ("beta", args.beta))
+               if v is not None}
+    print(f"training a {args.family.upper()} on {args.data} ({cfg.steps} steps of batch {cfg.batch_size}, "
+          f"device {cfg.device}){' with ' + str(options) if options else ''}", file=sys.stderr)
+    with _progress_bar(cfg.steps) as progress:
+        result, config = train_baseline(args.family, data, cfg, model_options=options, callback=progress)
+    print(result.message, file=sys.stderr)
+    out = args.out
+    weights, _ = save_checkpoint(out, result.ema_model, config)
+    print(f"wrote {weights} and {out.with_suffix('.json')}", file=sys.stderr)
+    _record(args, out, config["data"]["source"], result)
+    return 0 if result.stop_reason != "nonfinite" else EXIT_FAILURE
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.family != "ddpm":
+        return cmd_train_baseline(args)
+    if args.data == "mnist":
+        return cmd_train_mnist(args)
+    schedule_name, T = _default(args.schedule, "cosine"), _default(args.T, 1000)
+    schedule = make_schedule(schedule_name, T=T)
+    d = DEFAULT_2D_TRAIN
+    cfg = TrainConfig(steps=_default(args.steps, d.steps), batch_size=_default(args.batch_size, d.batch_size),
+                      lr=_default(args.lr, d.lr), seed=args.seed, time_budget_s=args.time_budget, device=args.device,
+                      precision=args.precision)
+    if args.data in TOY_NAMES:
+        data, data_info = args.data, {"kind": "toy", "name": args.data, "source": "core.data.toy2d (generated)"}
+    else:
+        x, mean, scale = standardise(args.points)
+        data = torch.from_numpy(x)
+        data_info = {"kind": "points", "source": str(args.data), "n": len(x),
+                     "mean": mean.tolist(), "scale": float(scale)}
+    mlp = {"width": _default(args.width, DEFAULT_MLP["width"]), "depth": _default(args.depth, DEFAULT_MLP["depth"])}
+    print(f"training a 2D DDPM on {args.data}: {schedule_name} schedule, T={T}, MLP {mlp}, "
+          f"{cfg.steps} steps of batch {cfg.batch_size}, device {cfg.device}", file=sys.stderr)
+    with _progress_bar(cfg.steps) as progress:
+        result, config = train_ddpm_2d(data, schedule, cfg, mlp=mlp, conditional=args.conditional,
+                                       callback=progress)
+    print(result.message, file=sys.stderr)
+    config["data"] = data_info
+    out = args.out
+    weights, _ = save_checkpoint(out, result.ema_model, config)
+    print(f"wrote {weights} and {out.with_suffix('.json')}", file=sys.stderr)
+    _record(args, out, data_info["source"], result)
+    return 0 if result.stop_reason != "nonfinite" else EXIT_FAILURE
+
+
+# --- train-classifier ------------------------------------------------------------------------------------------
+
+
+def validate_train_classifier(args: argparse.Namespace) -> None:
+    args.device = _check_device(args.device)
+    if args.download and not (args.data_dir or os.environ.get("DIFFUSION_LAB_MNIST_DIR")):
+        raise UsageError("--download needs --data-dir (or $DIFFUSION_LAB_MNIST_DIR): where to put the files")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no such folder")
+    args.out = _check_out(args.out, (".safetensors", ".json"))
+    if args.record or args.out.resolve().parent == checkpoints.PRETRAINED_DIR:
+        read_manifest(args.out.resolve().parent)
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
@@ -144,119 +457,134 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     train_set = load_mnist("train", data_dir=args.data_dir, allow_download=args.download)
     test_set = load_mnist("test", data_dir=args.data_dir, allow_download=args.download)
     print(f"data: {train_set.source}", file=sys.stderr)
-    bar, progress = _progress_bar(cfg.steps)
-    result, config = train_classifier(train_set, cfg, callback=progress)
-    bar.close()
+    with _progress_bar(cfg.steps) as progress:
+        result, config = train_classifier(train_set, cfg, callback=progress)
     acc = accuracy(result.ema_model, test_set.images.to(args.device), test_set.labels.to(args.device))
     print(f"{result.message}; held-out accuracy {acc:.4f} on {len(test_set)} digits", file=sys.stderr)
     config["metrics"] = {"test_accuracy": round(acc, 4), "test_n": len(test_set)}
-    out = Path(args.out)
+    out = args.out
     weights, _ = save_checkpoint(out, result.ema_model, config)
     print(f"wrote {weights}", file=sys.stderr)
     _record(args, out, train_set.source, result, {"metrics": config["metrics"]})
     return 0
 
 
-def cmd_train_baseline(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from core.data.mnist import load_mnist
-    from core.train_baselines import TRAIN_DEFAULTS, train_baseline
-
-    domain = "mnist" if args.data == "mnist" else "2d"
-    if domain == "2d" and args.data not in TOY_NAMES:
-        raise ValueError(f"--family {args.family} trains on a toy ({', '.join(TOY_NAMES)}) or mnist; "
-                         f"got {args.data!r}")
-    d = TRAIN_DEFAULTS[args.family, domain]
-    cfg = replace(d, steps=args.steps or d.steps, batch_size=args.batch_size or d.batch_size, lr=args.lr or d.lr,
-                  seed=args.seed, time_budget_s=args.time_budget, device=args.device, precision=args.precision)
-    data = load_mnist("train", data_dir=args.data_dir, allow_download=args.download) if domain == "mnist" \
-        else args.data
-    options = {k: v for k, v in (("latent_dim", args.latent_dim), ("r1_gamma", args.r1), ("beta", args.beta))
-               if v is not None}
-    if args.family == "vae" and "r1_gamma" in options or args.family == "gan" and "beta" in options:
-        raise ValueError("--r1 is a GAN option and --beta a VAE option")
-    print(f"training a {args.family.upper()} on {args.data} ({cfg.steps} steps of batch {cfg.batch_size}, "
-          f"device {cfg.device}){' with ' + str(options) if options else ''}", file=sys.stderr)
-    bar, progress = _progress_bar(cfg.steps)
-    result, config = train_baseline(args.family, data, cfg, model_options=options, callback=progress)
-    bar.close()
-    print(result.message, file=sys.stderr)
-    out = Path(args.out)
-    weights, _ = save_checkpoint(out, result.ema_model, config)
-    print(f"wrote {weights} and {out.with_suffix('.json')}", file=sys.stderr)
-    _record(args, out, config["data"]["source"], result)
-    return 0 if result.stop_reason != "nonfinite" else 1
+# --- sample -----------------------------------------------------------------------------------------------------
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    if args.family != "ddpm":
-        return cmd_train_baseline(args)
-    if args.data == "mnist":
-        return cmd_train_mnist(args)
-    schedule = make_schedule(args.schedule, T=args.T)
-    cfg = TrainConfig(steps=args.steps or DEFAULT_2D_TRAIN.steps, batch_size=args.batch_size or
-                      DEFAULT_2D_TRAIN.batch_size, lr=args.lr or DEFAULT_2D_TRAIN.lr, seed=args.seed,
-                      time_budget_s=args.time_budget, device=args.device, precision=args.precision)
-    if args.data in TOY_NAMES:
-        data, data_info = args.data, {"kind": "toy", "name": args.data, "source": "core.data.toy2d (generated)"}
-    elif Path(args.data).is_file():
-        points = load_points(Path(args.data))
-        x, mean, scale = standardise(points)
-        data = torch.from_numpy(x)
-        data_info = {"kind": "points", "source": str(args.data), "n": len(x),
-                     "mean": mean.tolist(), "scale": float(scale)}
-    else:
-        raise ValueError(f"--data {args.data!r} is neither a toy ({', '.join(TOY_NAMES)}) nor an existing CSV file")
-    mlp = {"width": args.width, "depth": args.depth}
-    print(f"training a 2D DDPM on {args.data}: {args.schedule} schedule, T={args.T}, MLP {mlp}, "
-          f"{cfg.steps} steps of batch {cfg.batch_size}, device {cfg.device}", file=sys.stderr)
-    bar, progress = _progress_bar(cfg.steps)
-    result, config = train_ddpm_2d(data, schedule, cfg, mlp=mlp, conditional=args.conditional, callback=progress)
-    bar.close()
-    print(result.message, file=sys.stderr)
-    config["data"] = data_info
-    out = Path(args.out)
-    weights, _ = save_checkpoint(out, result.ema_model, config)
-    print(f"wrote {weights} and {out.with_suffix('.json')}", file=sys.stderr)
-    _record(args, out, data_info["source"], result)
-    return 0 if result.stop_reason != "nonfinite" else 1
+def validate_sample(args: argparse.Namespace) -> Pretrained:
+    """The arguments on their own, --out, then the model and what applies to it; returns the loaded model."""
+    if args.guidance is not None and args.label is None:
+        raise UsageError("--guidance needs --label (classifier-free guidance mixes the conditional and "
+                         "unconditional predictions of one class)")
+    args.out = _check_out(args.out, ())
+    p = _load(args.model)
+    if _data_kind(p) == "mnist" or p.config.get("model", {}).get("type") in ("unet", "classifier"):
+        raise UsageError("sample writes 2D points; for MNIST digits use the dashboard or core.evaluate.sample_images")
+    if p.config.get("model", {}).get("data_dim", 2) != 2 or p.config.get("model", {}).get("dim", 2) != 2:
+        raise UsageError(f"{args.model} does not model 2D points")
+    diffusion = p.schedule is not None
+    _check_options({"--method": args.method is not None, "--steps": args.steps is not None,
+                    "--eta": args.eta is not None, "--label": args.label is not None,
+                    "--guidance": args.guidance is not None}, diffusion,
+                   f"to {args.model}: a {p.config.get('family', 'one-pass').upper()} samples in one pass (no "
+                   "sampler, steps or labels)")
+    if not diffusion:
+        return p
+    method = _default(args.method, "ddim")
+    _check_options({"--eta": args.eta is not None}, method == "ddim", f"to --method {method} (it is DDIM's)")
+    if args.steps is not None and args.steps > p.schedule.T:
+        raise UsageError(f"--steps {args.steps:,} is more than the model's T = {p.schedule.T:,}")
+    classes = _is_conditional(p)
+    if args.label is not None:
+        if not classes:
+            raise UsageError(f"--label: {args.model} is unconditional (trained without labels)")
+        if not 0 <= args.label < classes:
+            raise UsageError(f"--label must be in [0, {classes - 1}] for {args.model}; got {args.label}")
+    return p
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from core.evaluate import sample_2d
 
-    p = _load(args.model)
-    if p.config.get("data", {}).get("kind") == "mnist":
-        raise ValueError("sample writes 2D points; for MNIST digits use the dashboard or core.evaluate.sample_images")
+    p = args.loaded
     options = {}
+    method = _default(args.method, "ddim")
     if args.eta is not None:
         options["eta"] = args.eta
     if args.label is not None:
-        options.update(y=torch.full((args.n,), args.label, dtype=torch.long), guidance_scale=args.guidance)
+        options.update(y=torch.full((args.n,), args.label, dtype=torch.long),
+                       guidance_scale=_default(args.guidance, 1.0))
     t0 = time.perf_counter()
-    x = sample_2d(p, args.n, seed=args.seed, method=args.method, steps=args.steps, **options)
-    print(f"{args.n} samples with {args.method}-{args.steps} in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    x = sample_2d(p, args.n, seed=args.seed, method=method, steps=args.steps, **options)
+    if p.schedule is None:
+        how = "one pass"
+    else:
+        how = f"{method}, {'its default steps' if args.steps is None else f'{args.steps} steps'}"
+    print(f"{args.n} samples ({how}) in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     np.savetxt(args.out, x.numpy(), delimiter=",", header="x,y", comments="", fmt="%.6f")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
+# --- evaluate ---------------------------------------------------------------------------------------------------
+
+
+def validate_evaluate(args: argparse.Namespace) -> Pretrained:
+    p = _load(args.model)
+    model_type = p.config.get("model", {}).get("type")
+    data = p.config.get("data") if isinstance(p.config.get("data"), dict) else {}
+    mnist = data.get("kind") == "mnist"
+    if model_type == "classifier":
+        raise UsageError(f"evaluate scores generative models; {args.model} is a classifier (train-classifier "
+                         "records its held-out accuracy)")
+    if not mnist and data.get("kind") != "toy":
+        raise UsageError(f"evaluate compares samples with fresh data of a named toy; {args.model} was trained on "
+                         f"{data.get('source') or 'unrecorded data'}")
+    _check_options({"--classifier": args.classifier is not None, "--device": args.device is not None}, mnist,
+                   "to a 2D model: --classifier and --device are for MNIST models (2D evaluation runs "
+                   "on the CPU)")
+    _check_options({"--method": args.method is not None, "--steps": args.steps is not None}, p.schedule is not None,
+                   f"to {args.model}: a {p.config.get('family', 'one-pass').upper()} samples in one pass")
+    if p.schedule is not None and args.steps is not None and args.steps > p.schedule.T:
+        raise UsageError(f"--steps {args.steps:,} is more than the model's T = {p.schedule.T:,}")
+    if mnist:
+        args.device = _check_device(_default(args.device, "cpu"))
+        args.judge = _load(_default(args.classifier, "classifier-mnist"))
+        if args.judge.config.get("model", {}).get("type") != "classifier":
+            raise UsageError(f"--classifier {args.classifier}: not a classifier checkpoint")
+    if args.update_manifest:
+        args.manifest_dir = _checkpoint_dir(args.model)
+        read_manifest(args.manifest_dir)
+        _check_writable_dir(args.manifest_dir, "--update-manifest")
+    return p
+
+
+def _checkpoint_dir(model: str) -> Path:
+    """Where a model's manifest lives: beside its files for a path, pretrained/ for a name."""
+    path = Path(model)
+    if path.name and (path.suffix in (".json", ".safetensors") or path.with_suffix(".json").is_file()):
+        return path.resolve().parent
+    return checkpoints.PRETRAINED_DIR
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.evaluate import evaluate_2d, evaluate_mnist
 
-    p = _load(args.model)
-    if p.config.get("data", {}).get("kind") == "mnist":
-        classifier = _load(args.classifier).model.to(args.device)
+    p = args.loaded
+    method = _default(args.method, "ddim")
+    steps = _default(args.steps, 50)
+    if _data_kind(p) == "mnist":
+        n = _default(args.n, 1000)
+        classifier = args.judge.model.to(args.device)
         p.model.to(args.device)
-        print(f"evaluating {p.name} with {args.classifier} on {args.device}: {args.n or 1000} samples per "
-              f"guidance scale, {args.method}-{args.steps}", file=sys.stderr)
-        metrics = evaluate_mnist(p, classifier, n=args.n or 1000, seed=args.seed, method=args.method,
-                                 steps=args.steps, device=args.device,
+        print(f"evaluating {p.name} with {_default(args.classifier, 'classifier-mnist')} on {args.device}: {n} "
+              f"samples per guidance scale, {method}-{steps}", file=sys.stderr)
+        metrics = evaluate_mnist(p, classifier, n=n, seed=args.seed, method=method, steps=steps, device=args.device,
                                  progress=lambda msg: print(msg, file=sys.stderr))
-        metrics["classifier"] = args.classifier
+        metrics["classifier"] = _default(args.classifier, "classifier-mnist")
     else:
-        metrics = evaluate_2d(p, n=args.n or 5000, seed=args.seed, method=args.method, steps=args.steps)
+        metrics = evaluate_2d(p, n=_default(args.n, 5000), seed=args.seed, method=method, steps=steps)
     width = max(map(len, metrics))
     for k, v in metrics.items():
         if k == "guided":
@@ -267,9 +595,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         else:
             print(f"{k:<{width}}  {v}")
     if args.update_manifest:
-        update_manifest(p.name, {"metrics": metrics})
-        print(f"recorded in {PRETRAINED_DIR / 'manifest.json'}", file=sys.stderr)
+        update_manifest(p.name, {"metrics": metrics}, directory=args.manifest_dir)
+        print(f"recorded in {args.manifest_dir / 'manifest.json'}", file=sys.stderr)
     return 0
+
+
+# --- hashes -----------------------------------------------------------------------------------------------------
+
+
+def validate_hashes(args: argparse.Namespace) -> None:
+    args.dir = Path(args.dir) if args.dir else checkpoints.PRETRAINED_DIR
+    if not args.dir.is_dir():
+        raise UsageError(f"--dir {args.dir}: no such folder")
+    present = set(pretrained_names(args.dir))
+    known = present | set(read_manifest(args.dir)["models"])
+    unknown = [n for n in args.names if n not in (present if args.record else known)]
+    if unknown:
+        raise UsageError(f"unknown checkpoint(s) in {args.dir}: {', '.join(unknown)}; "
+                         f"{'present' if args.record else 'known'}: {', '.join(sorted(present)) or 'none'}")
+    if args.record:
+        _check_writable_dir(args.dir, "--record")
+
+
+def cmd_hashes(args: argparse.Namespace) -> int:
+    names = args.names or None
+    if args.record:
+        for name, hashes in checkpoints.record_hashes(names, args.dir).items():
+            print(f"{name}: recorded " + ", ".join(f"{f} {h[:12]}…" for f, h in hashes.items()))
+        print(f"in {args.dir / 'manifest.json'}", file=sys.stderr)
+        return 0
+    problems = checkpoints.verify_hashes(names, args.dir)
+    for name, problem in problems.items():
+        print(f"{name}: {'ok' if problem is None else problem}")
+    bad = sum(p is not None for p in problems.values())
+    print(f"{len(problems) - bad} of {len(problems)} checkpoint(s) match their recorded SHA-256", file=sys.stderr)
+    return EXIT_FAILURE if bad else 0
+
+
+# --- the parser and main ----------------------------------------------------------------------------------------
 
 
 def _data_args(parser) -> None:
@@ -279,89 +642,154 @@ def _data_args(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of a failure (also: DIFFUSION_LAB_DEBUG=1)")
+    parser = _Parser(prog="python -m core", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,train-classifier,sample,evaluate,"
+                                                                      "hashes}")
+    seed = _int_in(0, MAX_SEED)
+    steps = _int_in(1, MAX_STEPS)
 
-    t = sub.add_parser("train", help="train a DDPM (or a GAN / VAE baseline) on a 2D toy, a CSV of points, "
-                       "or MNIST")
+    t = sub.add_parser("train", parents=[common], help="train a DDPM (or a GAN / VAE baseline) on a 2D toy, a CSV "
+                       "of points, or MNIST")
     t.add_argument("--data", required=True, help=f"a toy ({', '.join(TOY_NAMES)}), a CSV file of x,y points, "
                    "or mnist")
     t.add_argument("--family", default="ddpm", choices=("ddpm", "gan", "vae"))
-    t.add_argument("--schedule", default="cosine", choices=[n for n in SCHEDULE_NAMES if n != "custom"])
-    t.add_argument("--T", type=int, default=1000)
-    t.add_argument("--width", type=int, default=DEFAULT_MLP["width"])
-    t.add_argument("--depth", type=int, default=DEFAULT_MLP["depth"])
-    t.add_argument("--steps", type=int, default=None, help="default: 1600 (2D), 20000 (MNIST)")
-    t.add_argument("--batch-size", type=int, default=None, help="default: 512 (2D), 128 (MNIST; the global "
-                   "batch, split across DDP processes)")
-    t.add_argument("--lr", type=float, default=None, help="default: 3e-3 (2D), 1e-3 (MNIST)")
+    t.add_argument("--schedule", default=None, choices=TRAIN_SCHEDULES, help="DDPM only (default cosine)")
+    t.add_argument("--T", type=_int_in(2, MAX_T), default=None, help="DDPM only: diffusion steps (default 1000)")
+    t.add_argument("--width", type=_limit("mlp", "width"), default=None,
+                   help=f"2D DDPM only: MLP width (default {DEFAULT_MLP['width']})")
+    t.add_argument("--depth", type=_limit("mlp", "depth"), default=None,
+                   help=f"2D DDPM only: residual blocks (default {DEFAULT_MLP['depth']})")
+    t.add_argument("--steps", type=steps, default=None, help="default: 1600 (2D), 20000 (MNIST)")
+    t.add_argument("--batch-size", type=_int_in(1, MAX_BATCH), default=None, help="default: 512 (2D), 128 (MNIST; "
+                   "the global batch, split across DDP processes)")
+    t.add_argument("--lr", type=_float_in(0, 10, open_lo=True), default=None, help="default: 3e-3 (2D), 1e-3 (MNIST)")
     t.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="bf16: autocast (CPU or CUDA); fp16: autocast + GradScaler (CUDA only)")
-    t.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
-    t.add_argument("--conditional", action="store_true", help="learn labels too (classifier-free guidance)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="cpu")
+    t.add_argument("--time-budget", type=_float_in(0, 1e7, open_lo=True), default=None,
+                   help="stop after this many seconds")
+    t.add_argument("--conditional", action="store_true", help="2D toys: learn labels too (classifier-free guidance)")
+    t.add_argument("--seed", type=seed, default=0)
+    t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     t.add_argument("--out", required=True, help="checkpoint path stem, e.g. pretrained/ddpm-eight_gaussians")
     t.add_argument("--record", action="store_true", help="record in the manifest beside --out "
                    "(always done when --out is in pretrained/)")
     bl = t.add_argument_group("GAN / VAE")
-    bl.add_argument("--latent-dim", type=int, default=None, help="default: 2 (2D), 32 (GAN, MNIST), 16 (VAE, MNIST)")
-    bl.add_argument("--r1", type=float, default=None, help="GAN: R1 gradient-penalty weight gamma (0 = plain)")
-    bl.add_argument("--beta", type=float, default=None, help="VAE: weight of the KL term (1 = the ELBO)")
+    bl.add_argument("--latent-dim", type=_limit("gan", "latent_dim"), default=None,
+                    help="default: 2 (2D), 32 (GAN, MNIST), 16 (VAE, MNIST)")
+    bl.add_argument("--r1", type=_float_in(0, 1e6), default=None,
+                    help="GAN: R1 gradient-penalty weight gamma (0 = plain)")
+    bl.add_argument("--beta", type=_float_in(0, 1e6, open_lo=True), default=None,
+                    help="VAE: weight of the KL term (1 = the ELBO)")
     mn = t.add_argument_group("MNIST")
     _data_args(mn)
     mn.add_argument("--checkpointing", action="store_true", help="gradient checkpointing (less activation memory)")
-    mn.add_argument("--dropout", type=float, default=None, help=f"UNet dropout (default {UNetConfig.dropout})")
+    mn.add_argument("--dropout", type=_float_in(0, 0.99), default=None, help=f"UNet dropout (default "
+                    f"{UNetConfig.dropout})")
     mn.add_argument("--state", default=None, help="training-state path stem for resuming "
                     "(default runs/<name>/train-state); a run that finds one resumes from it")
-    mn.add_argument("--save-every", type=int, default=500, help="write the training state every N steps")
+    mn.add_argument("--save-every", type=steps, default=None, help="write the training state every N steps "
+                    "(default 500)")
     mn.add_argument("--fresh", action="store_true", help="delete an existing training state and start over")
-    t.set_defaults(func=cmd_train)
+    t.set_defaults(func=cmd_train, validate=validate_train)
 
-    c = sub.add_parser("train-classifier", help="train the MNIST classifier that judges generated digits")
+    c = sub.add_parser("train-classifier", parents=[common], help="train the MNIST classifier that judges "
+                       "generated digits")
     c.add_argument("--out", required=True, help="e.g. pretrained/classifier-mnist")
-    c.add_argument("--steps", type=int, default=1500)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--steps", type=steps, default=1500)
+    c.add_argument("--seed", type=seed, default=0)
     c.add_argument("--device", default="cpu")
     c.add_argument("--record", action="store_true")
     _data_args(c)
-    c.set_defaults(func=cmd_train_classifier)
+    c.set_defaults(func=cmd_train_classifier, validate=validate_train_classifier)
 
-    s = sub.add_parser("sample", help="draw samples from a checkpoint into a CSV")
+    s = sub.add_parser("sample", parents=[common], help="draw samples from a 2D checkpoint into a CSV")
     s.add_argument("model", help="pretrained name (e.g. ddpm-eight_gaussians) or checkpoint path")
-    s.add_argument("--n", type=int, default=1000)
-    s.add_argument("--method", default="ddim", choices=METHODS)
-    s.add_argument("--steps", type=int, default=None, help="default: the method's own (e.g. ddim 50, ddpm 1000)")
-    s.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
-    s.add_argument("--label", type=int, default=None, help="class label, for conditional models")
-    s.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale w")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n", type=_int_in(1, MAX_SAMPLES), default=1000)
+    s.add_argument("--method", default=None, choices=METHODS, help="diffusion models only (default ddim)")
+    s.add_argument("--steps", type=_int_in(1, MAX_T), default=None,
+                   help="default: the method's own (e.g. ddim 50, ddpm 1000)")
+    s.add_argument("--eta", type=_float_in(0, 1), default=None, help="DDIM eta (0 = deterministic)")
+    s.add_argument("--label", type=_int_in(0, 1000), default=None, help="class label, for conditional models")
+    s.add_argument("--guidance", type=_float_in(0, 100), default=None,
+                   help="classifier-free guidance scale w (default 1, with --label)")
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--out", default="samples.csv")
-    s.set_defaults(func=cmd_sample)
+    s.set_defaults(func=cmd_sample, validate=validate_sample)
 
-    e = sub.add_parser("evaluate", help="sample quality against fresh data and its floor")
+    e = sub.add_parser("evaluate", parents=[common], help="sample quality against fresh data and its floor")
     e.add_argument("model")
-    e.add_argument("--n", type=int, default=None, help="samples: 5000 (2D); per guidance scale, 1000 (MNIST)")
-    e.add_argument("--classifier", default="classifier-mnist", help="MNIST judge (pretrained name or path)")
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--method", default="ddim", choices=METHODS)
-    e.add_argument("--steps", type=int, default=50)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--update-manifest", action="store_true", help="write the metrics into pretrained/manifest.json")
-    e.set_defaults(func=cmd_evaluate)
+    e.add_argument("--n", type=_int_in(2, MAX_SAMPLES), default=None,
+                   help="samples: 5000 (2D); per guidance scale, 1000 (MNIST)")
+    e.add_argument("--classifier", default=None, help="MNIST judge (pretrained name or path; default "
+                   "classifier-mnist)")
+    e.add_argument("--device", default=None, help="MNIST models: cpu (default), cuda or cuda:N")
+    e.add_argument("--method", default=None, choices=METHODS, help="diffusion models (default ddim)")
+    e.add_argument("--steps", type=_int_in(1, MAX_T), default=None, help="diffusion models (default 50)")
+    e.add_argument("--seed", type=seed, default=0)
+    e.add_argument("--update-manifest", action="store_true", help="write the metrics into the manifest beside the "
+                   "checkpoint (pretrained/manifest.json for a shipped name)")
+    e.set_defaults(func=cmd_evaluate, validate=validate_evaluate)
+
+    h = sub.add_parser("hashes", parents=[common], help="check (or --record) the SHA-256 of checkpoints against "
+                       "pretrained/manifest.json")
+    h.add_argument("names", nargs="*", help="checkpoint names (default: all)")
+    h.add_argument("--record", action="store_true", help="record the files' current SHA-256 (after re-creating one)")
+    h.add_argument("--dir", default=None, help="the checkpoint folder (default pretrained/)")
+    h.set_defaults(func=cmd_hashes, validate=validate_hashes)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def describe(error: BaseException) -> str:
+    """One line for a failure: the project's own errors say what to do; others get their type."""
+    if isinstance(error, OSError) and error.strerror:
+        text = f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    else:
+        text = str(error).strip() or type(error).__name__
+        if not isinstance(error, ValueError):  # CheckpointError, PointCloudError, MNISTError are ValueErrors
+            text = f"{type(error).__name__}: {text}"
+    first = text.splitlines()[0] if text else text
+    return first if len(first) <= 400 else first[:397] + "..."
+
+
+def prepare(argv: list[str]) -> argparse.Namespace:
+    """Parse and validate a command line without doing its work: the Namespace ``main`` runs (``args.func``), with
+    the model a command needs already loaded (``args.loaded``). Raises UsageError for a wrong argument,
+    CheckpointError for a checkpoint that cannot be used, SystemExit(0) for --help."""
     args = build_parser().parse_args(argv)
-    args.argv = argv
+    args.argv = list(argv)
+    args.loaded = args.validate(args)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, validate every argument, run; returns the exit status (0, 1 failure, 2 usage) and prints a one-line
+    message for anything that goes wrong, the traceback only with --debug or DIFFUSION_LAB_DEBUG=1."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    debug = "--debug" in argv or os.environ.get("DIFFUSION_LAB_DEBUG", "") not in ("", "0")
     try:
+        try:
+            args = prepare(argv)
+        except SystemExit as e:  # --help (0); argparse's own exits
+            return e.code if isinstance(e.code, int) else 0
         return args.func(args)
-    except (ValueError, PointCloudError, CheckpointError) as e:  # user errors (MNISTError is a ValueError): a message
+    except UsageError as e:
+        if debug:
+            raise
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a failure while working: one line, never a traceback unless asked
+        if debug:
+            raise
+        print(f"error: {describe(e)}" + ("" if isinstance(e, ValueError) else " (--debug shows the traceback)"),
+              file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

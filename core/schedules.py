@@ -56,11 +56,15 @@ class Schedule:
     @property
     def snr(self) -> torch.Tensor:
         """Signal-to-noise ratio alpha_bar / (1 - alpha_bar) (Kingma et al. 2021)."""
-        return self.alpha_bars / (1.0 - self.alpha_bars)
+        return self.log_snr.exp()
 
     @property
     def log_snr(self) -> torch.Tensor:
-        return self.alpha_bars.log() - torch.log1p(-self.alpha_bars)
+        """log alpha_bar - log(1 - alpha_bar), from log alpha_bar = sum log(1 - beta_s) and 1 - alpha_bar =
+        -expm1(log alpha_bar): exact even where 1 - beta rounds to 1 (beta = 1e-17 gives alpha_bar = 1.0 in
+        float64, yet the SNR is large and finite, +32 nats at T = 1000, not infinite)."""
+        log_ab = torch.cumsum(torch.log1p(-self.betas), 0)
+        return log_ab - torch.log(-torch.expm1(log_ab))
 
     @property
     def terminal_snr(self) -> float:

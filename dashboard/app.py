@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `core` and `dashboard` importable without `pip install -e .`
     sys.path.insert(0, str(ROOT))
 
-from dashboard.ui import sitemap  # noqa: E402
+from dashboard.ui import background, sitemap, warmup  # noqa: E402
 
 st.set_page_config(page_title="Diffusion Lab", page_icon=":material/blur_on:", layout="wide")
 
@@ -39,7 +39,12 @@ pages = {
     ],
 }
 current = st.navigation(sitemap.declare(pages))  # Home's map and Train's links read the same list
+background.runner()  # the job runner's workers start with the server, not at the first Train
+warmup.warm_up(tuple(p.url_path for section in pages.values() for p in section))
 with st.sidebar:
     st.caption("Each page keeps its settings in the address bar: copy the link to share the exact view, "
                "seed included.")
+    jobs = background.runner().counts()
+    st.caption(f"Training on this server: {jobs['running']} running, {jobs['queued']} waiting, "
+               f"{jobs['workers']} workers.")
 current.run()

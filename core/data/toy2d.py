@@ -5,7 +5,6 @@ Usage: x0 = sample_toy("eight_gaussians", n=5000, generator=torch.Generator().ma
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from collections.abc import Callable
@@ -35,7 +34,12 @@ NUM_CLASSES: dict[str, int] = {
 
 MAX_POINTS = 100_000  # enough for any 2D plot or training run on a laptop; keeps parsing well under 1 s
 MIN_POINTS = 10  # fewer cannot describe a distribution, nor be standardised meaningfully
-MAX_ABS_VALUE = 1e6  # larger values are almost surely a units or export mistake; float32 keeps ~7 digits
+MAX_ABS_VALUE = 1e9  # larger values are almost surely a units or export mistake (UTM metres reach 1e7)
+# Text limits: a number never needs more than a few dozen characters; these keep a hostile or mistaken input
+# (a whole file on one line, a binary blob) from costing more than a clear message.
+MAX_FIELD_CHARS = 1_000
+MAX_LINE_CHARS = 4_096
+MAX_TEXT_BYTES = 16 * 2**20  # 100,000 full-precision x,y lines take about 5 MB
 
 _EIGHT_STD = 0.1
 _EIGHT_RADIUS = math.sqrt(2 * (1 - _EIGHT_STD**2))  # R^2/2 + std^2 = 1 per coordinate
@@ -227,12 +231,15 @@ class PointCloudError(ValueError):
 
 
 def load_points(source: Any, max_rows: int = MAX_POINTS) -> np.ndarray:
-    """Read and validate a user point cloud: (n, 2) float32 in the user's own units.
+    """Read and validate a user point cloud: (n, 2) float64 in the user's own units.
 
     `source` is a path (str or Path), CSV bytes or text, a file-like object with .getvalue() or .read()
     (e.g. Streamlit's UploadedFile), or an array-like (numpy, list, torch) of shape (n, 2). CSV may have
     one header row of names (e.g. "x,y"); columns are split by comma, semicolon, tab or spaces;
-    blank lines and lines starting with '#' are skipped. Raises PointCloudError with the reason.
+    blank lines and lines starting with '#' are skipped. There is no CSV quoting: a field may be wrapped
+    whole in double quotes ("x", "1.5"), any other quote is an error naming its line, so a stray quote can
+    never merge lines. Values stay float64 here: call ``standardise`` before any float32 cast, or points
+    far from the origin with a small spread lose their digits. Raises PointCloudError with the reason.
     """
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise ValueError(f"max_rows must be a positive integer, got {max_rows!r}")
@@ -242,12 +249,17 @@ def load_points(source: Any, max_rows: int = MAX_POINTS) -> np.ndarray:
 
 
 def standardise(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Shift to zero mean and scale to unit average per-coordinate std: x_std = (points - mean) / scale."""
+    """Shift to zero mean and scale to unit average per-coordinate std: x_std = (points - mean) / scale.
+
+    Computed in float64 and cast to float32 only at the end (the standardised values are O(1), where float32
+    keeps 7 significant digits of every point's offset from the mean)."""
     x = np.asarray(points, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != 2 or len(x) == 0:
         raise PointCloudError(f"expected points of shape (n, 2), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise PointCloudError("the points contain NaN or infinite values")
     mean = x.mean(axis=0)
-    scale = float(x.std(axis=0).mean())
+    scale = float((x - mean).std(axis=0).mean())
     if not scale > 0:
         raise PointCloudError("the points have zero spread and cannot be standardised")
     return ((x - mean) / scale).astype(np.float32), mean, scale
@@ -271,11 +283,18 @@ def _read_text(source: Any) -> str:
             source = Path(candidate)
     if isinstance(source, Path):
         try:
+            size = source.stat().st_size
+            if size > MAX_TEXT_BYTES:
+                raise PointCloudError(f"the file {source.name} is {size / 2**20:.1f} MB; the limit is "
+                                      f"{MAX_TEXT_BYTES / 2**20:.0f} MB. Subsample your data")
             source = source.read_bytes()
         except FileNotFoundError:
             raise PointCloudError(f"file not found: {source}") from None
         except OSError as err:
             raise PointCloudError(f"cannot read file {source}: {err.strerror or err}") from None
+    if isinstance(source, (bytes, bytearray, memoryview, str)) and len(source) > MAX_TEXT_BYTES:
+        raise PointCloudError(f"the input is {len(source) / 2**20:.1f} MB; the limit is "
+                              f"{MAX_TEXT_BYTES / 2**20:.0f} MB. Subsample your data")
     if isinstance(source, (bytes, bytearray, memoryview)):
         try:
             source = bytes(source).decode("utf-8-sig")
@@ -289,12 +308,26 @@ def _read_text(source: Any) -> str:
     return source.removeprefix("\ufeff")
 
 
-def _split(lines: list[str]) -> list[list[str]]:
-    """Fields of CSV lines, split on ';' or ',' if the first line has one (csv quoting), else on whitespace."""
-    for delimiter in ";,":
-        if delimiter in lines[0]:
-            return [[f.strip() for f in row] for row in csv.reader(lines, delimiter=delimiter)]
-    return [line.split() for line in lines]
+def _delimiter(first_line: str) -> str | None:
+    """The column separator, from the first line: ';' or ',' if it has one, else None (whitespace)."""
+    return next((d for d in ";," if d in first_line), None)
+
+
+def _fields(line: str, number: int, delimiter: str | None) -> list[str]:
+    """The fields of one line. No CSV quoting: a field wrapped whole in double quotes is unwrapped, any other
+    quote is an error (so nothing ever spans lines), and every field is bounded in length."""
+    fields = [f.strip() for f in line.split(delimiter)] if delimiter else line.split()
+    for j, f in enumerate(fields):
+        if len(f) > MAX_FIELD_CHARS:
+            raise PointCloudError(f"line {number}, field {j + 1} is {len(f):,} characters long; the limit is "
+                                  f"{MAX_FIELD_CHARS:,} (expected a number)")
+        if '"' in f:
+            if len(f) >= 2 and f[0] == f[-1] == '"' and '"' not in f[1:-1]:
+                fields[j] = f[1:-1].strip()
+            else:
+                raise PointCloudError(f"line {number} has a stray quote in {_shorten(f)!r}; quoting is not "
+                                      "supported: remove the quotes (values are plain numbers, one point per line)")
+    return fields
 
 
 def _shorten(text: str, limit: int = 40) -> str:
@@ -310,21 +343,29 @@ def _is_number(text: str) -> bool:
 
 
 def _points_from_text(text: str, max_rows: int) -> np.ndarray:
-    numbered = [(i, t) for i, s in enumerate(text.splitlines(), start=1) if (t := s.strip()) and t[0] != "#"]
+    numbered = []
+    for i, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):  # editors' line numbers, no \f or \x1c
+        if len(line) > MAX_LINE_CHARS:
+            raise PointCloudError(f"line {i} is {len(line):,} characters long; the limit is {MAX_LINE_CHARS:,} "
+                                  "(expected one x, y point per line)")
+        if (t := line.strip()) and t[0] != "#":
+            numbered.append((i, t))
     if not numbered:
         raise PointCloudError("no points found: the input is empty")
-    if not any(_is_number(f) for f in _split([numbered[0][1]])[0]):  # a header row of names
-        if len(numbered) == 1:
+    if not any(_is_number(f) for f in _fields(numbered[0][1], numbered[0][0], _delimiter(numbered[0][1]))):
+        if len(numbered) == 1:  # a header row of names, and nothing else
             raise PointCloudError(f"no points found: only a header row ({_shorten(numbered[0][1])!r}) and no data")
         numbered = numbered[1:]
+    delimiter = _delimiter(numbered[0][1])  # from the first row of numbers (a header may be spaced differently)
     line_numbers = [i for i, _ in numbered]
-    lines = [s for _, s in numbered]
-    _check_columns(len(_split(lines[:1])[0]))
-    _check_count(len(lines), max_rows)
-    rows = _split(lines)
-    for number, row in zip(line_numbers, rows, strict=False):  # a quoted field can span lines
+    _check_columns(len(_fields(numbered[0][1], numbered[0][0], delimiter)))
+    _check_count(len(numbered), max_rows)
+    rows = []
+    for number, line in numbered:
+        row = _fields(line, number, delimiter)
         if len(row) != 2:
             raise PointCloudError(f"line {number} has {len(row)} values; expected 2 (x, y) like the first row")
+        rows.append(row)
 
     def where(i: int) -> str:
         return f"line {line_numbers[i]}"
@@ -374,13 +415,15 @@ def _parse_numbers(rows: Any, where: Callable[[int], str]) -> np.ndarray:
     """(n, 2) texts or numbers -> float64; on failure, name the first unreadable cell."""
     try:
         return np.asarray(rows, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         pass
     values = np.empty((len(rows), 2))
     for i, row in enumerate(rows):
         for j, cell in enumerate(row):
             try:
                 values[i, j] = float(cell)
+            except OverflowError:  # an integer beyond float64 (e.g. 10**400 in a list)
+                values[i, j] = math.inf  # then reported with the other non-finite values
             except (ValueError, TypeError):
                 column = f"column {j + 1} ({'xy'[j]})"
                 text = str(cell).strip()
@@ -393,7 +436,7 @@ def _parse_numbers(rows: Any, where: Callable[[int], str]) -> np.ndarray:
 
 
 def _check_values(x: np.ndarray, where: Callable[[int], str]) -> np.ndarray:
-    """Finite, bounded, not all identical; returns float32."""
+    """Finite, bounded, not all identical; returns the float64 values (no float32 cast: see ``standardise``)."""
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         raise PointCloudError(
@@ -407,10 +450,10 @@ def _check_values(x: np.ndarray, where: Callable[[int], str]) -> np.ndarray:
             f"values must lie within ±{MAX_ABS_VALUE:,.0f}; the largest magnitude found is {magnitude[i]:.4g} "
             f"(at {where(i)}). Rescale your data"
         )
-    points = x.astype(np.float32)
+    points = np.ascontiguousarray(x, dtype=np.float64)
     if (points == points[0]).all():
         raise PointCloudError(
-            f"all {len(points)} points are identical ({points[0, 0]:g}, {points[0, 1]:g}); "
+            f"all {len(points)} points are identical ({points[0, 0]:.17g}, {points[0, 1]:.17g}); "
             "a cloud with zero spread cannot be standardised"
         )
     return points

@@ -8,7 +8,8 @@ Shared by several pages:
     terminal_snr.py  the "does this schedule reach noise?" warning
     plots.py         equal-axis 2D panels, animations, Altair line charts, digit mosaics
     models.py        the model picker and the registry of models trained in this session
-    background.py    running a job (training, the race) in a page: mailbox, progress, stop, adoption
+    background.py    a page's jobs in the job runner (dashboard/jobs): start, follow (queue, progress, stop), collect
+    warmup.py        once per server: one torch thread for page work, every page's default view computed
     sampling.py      cached sampler runs and their figures (Reverse process and Samplers pages)
     sitemap.py       what each page teaches; the pages as app.py lists them (Home's map, Train's links)
 The helpers of one page: score_field.py, train.py, baselines.py.

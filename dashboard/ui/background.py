@@ -1,104 +1,141 @@
-"""Work that outlives a click: a page runs a long job (training, the race) inside its script run, shows progress,
-and keeps the result when a click stops it. Used by the Train page and the race of the baselines page.
-
-How stopping works (Streamlit 1.67, runner.fastReruns on, the default): a click during a script run (a Stop
-button, any other widget, a page link) makes Streamlit stop the running script, by raising StopException at its
-next yield point (any st.* call, st.session_state included), and start a new run at once, in another thread.
-During a job the only st.* calls are in its progress callback, so ``Interrupt.guard`` catches the exception
-there and tells the job to stop: training ends cleanly and returns the weights so far. The stopped run then puts
-its result into a plain dict kept in session state (the *mailbox* of the job, fetched before the job starts),
-with no further st.* call, and re-raises the exception; the new run waits for that in ``adopt`` and takes the
-result, so the page it draws already shows it. (With fastReruns off, the same click arrives as RerunException
-instead, handled the same way.)
+"""Work that outlives a click, on a page: start a job in the job runner (dashboard/jobs), follow it with a
+fragment that reruns every second (queue position and estimate, then progress, and a Stop button) without
+blocking the page's script, and collect the result once it is done. Used by the Train page and the race of the
+baselines page; training never runs in the server's script threads.
 
 A page reads like this::
 
-    box = background.mailbox("train")
-    with background.in_progress(box):
-        result, request = run_the_job(on_update)   # on_update's clicks caught by an Interrupt
-        box["done"] = result                       # plain Python only: Streamlit may already be rerunning
-    if request is not None:
-        raise request                              # hand the click back to Streamlit
-    ...
-    finished = background.adopt("train", "Stopping the training...")   # on the next run
+    job = background.collect("train")              # a finished job of this session (once), or None
+    if st.button("Train"):
+        background.start("train", "train_2d", spec, label="eight gaussians", expected_s=8.0)
+    background.follow("train", render_progress)    # nothing unless this session has a job queued or running
 
-The mailbox is the only contact between a job and the pages, so a job queue can later run the work in worker
-processes and fill the same mailbox.
+The runner is one per server process (st.cache_resource), with a worker per CPU core; each browser session
+has at most one job at a time, and a session whose tab has closed loses its job.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+import os
+from collections.abc import Callable
 
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
-from streamlit.runtime.scriptrunner import RerunException, StopException
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-ADOPT_TIMEOUT_S = 15.0  # a stopped job stops at its next progress update, well within this
+from dashboard.jobs.runner import ACTIVE, QUEUED, Job, JobError, JobRunner, QueueFull
 
-
-def mailbox_key(name: str) -> str:
-    """The st.session_state key of a job's mailbox: ``"<name>.mailbox"``."""
-    return f"{name}.mailbox"
-
-
-def mailbox(name: str) -> dict[str, Any]:
-    """The session's mailbox of job ``name`` (the same dict on every run of this session):
-    ``{"active": start time or None, "done": the last result not yet adopted, or None}``."""
-    return st.session_state.setdefault(mailbox_key(name), {"active": None, "done": None})
+FOLLOW_EVERY_S = 1.0  # how often a page that follows a job redraws its progress bar (cheap)
+LIVE_EVERY_S = 4.0  # ... and its live charts (about 50 ms of server CPU each: 30 students at once must fit)
+WORKERS_ENV = "DIFFUSION_LAB_WORKERS"  # the number of worker processes (default: one per CPU core)
 
 
-@contextmanager
-def in_progress(box: dict[str, Any]) -> Iterator[None]:
-    """Mark the mailbox busy while the job runs and stores its result (plain dict writes only)."""
-    box["active"] = time.time()
+def _session_alive(session: str) -> bool:
+    """Whether a browser session is still connected (always true outside a running server, e.g. in AppTest)."""
+    if not Runtime.exists():
+        return True
     try:
-        yield
-    finally:
-        box["active"] = None
+        return bool(Runtime.instance().is_active_session(session))
+    except Exception:  # a runtime that is starting or stopping: keep the job
+        return True
 
 
-def adopt(name: str, waiting: str, timeout_s: float = ADOPT_TIMEOUT_S) -> Any | None:
-    """Take the result a finished or stopped job of this session left in its mailbox (None if none).
-
-    If the job is still running or storing (a click has just interrupted it and started this run), wait for it
-    first, under a spinner saying ``waiting``: at most ``timeout_s``."""
-    box = mailbox(name)
-    if box.get("active"):
-        start = time.time()
-        with st.spinner(waiting):
-            while box.get("active") and time.time() - start < timeout_s:
-                time.sleep(0.05)
-    done, box["done"] = box.get("done"), None
-    return done
+@st.cache_resource(show_spinner=False)
+def runner() -> JobRunner:
+    """The server's job runner, started once per process (its workers take a few seconds to start)."""
+    workers = os.environ.get(WORKERS_ENV)
+    return JobRunner(workers=int(workers) if workers else None, is_session_alive=_session_alive)
 
 
-class Interrupt:
-    """Catches the click that stops a job: Streamlit's stop or rerun request raised inside a progress callback.
+def session_id() -> str:
+    """This browser session's id (the runner keeps at most one job per session)."""
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
 
-    ``if interrupt.guard(on_update, info): return True`` in a training callback stops training at once (the
-    weights so far are kept); ``interrupt.request`` is then the exception to re-raise once the result is stored.
-    """
 
-    def __init__(self) -> None:
-        self.request: BaseException | None = None
+def _key(name: str) -> str:
+    return f"{name}.job"
 
-    def guard(self, fn: Callable[..., None], *args: Any) -> bool:
-        """Call ``fn(*args)``; True when it raised Streamlit's stop or rerun request (kept in ``request``)."""
-        try:
-            fn(*args)
-        except (RerunException, StopException) as request:
-            self.request = request
-            return True
+
+def current(name: str) -> Job | None:
+    """This session's job ``name`` as it stands (queued, running or finished), or None."""
+    job_id = st.session_state.get(_key(name))
+    return runner().view(job_id) if job_id else None
+
+
+def start(name: str, kind: str, spec: dict, label: str, expected_s: float) -> bool:
+    """Queue a job for this session; on a full queue or a job already running, say so and return False."""
+    try:
+        job_id = runner().submit(session_id(), kind, spec, label=label, expected_s=expected_s)
+    except (QueueFull, JobError) as e:
+        st.warning(f"Not started: {e}.", icon=":material/hourglass_top:")
         return False
+    st.session_state[_key(name)] = job_id
+    return True
 
 
-def stop_button(label: str, key: str) -> DeltaGenerator:
-    """A Stop button for a running job (any click stops it; this one says so), and the cell beside it for the
-    job's progress."""
-    left, right = st.columns([1, 5], vertical_alignment="center")
-    left.button(label, icon=":material/stop:", key=key)
-    return right
+def collect(name: str) -> Job | None:
+    """The finished job ``name`` of this session, once: it is then forgotten by the runner and the session."""
+    job = current(name)
+    if job is None or job.status in ACTIVE:
+        if job is None:
+            st.session_state.pop(_key(name), None)
+        return None
+    del st.session_state[_key(name)]
+    runner().forget(job.id)
+    return job
+
+
+def fmt_wait(seconds: float) -> str:
+    """About 40 s, about 2 min."""
+    return f"about {max(1, round(seconds))} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
+
+
+def follow(name: str, render: Callable[[Job], None], stop_label: str = "Stop") -> None:
+    """While this session's job ``name`` is queued or running: a bordered panel, redrawn every FOLLOW_EVERY_S
+    seconds by a fragment, with a Stop button and the queue position and estimate or the job's progress; below
+    it ``render(job)``, the page's own live view, redrawn every LIVE_EVERY_S seconds by a second fragment. When
+    the job ends, the whole page reruns (and collects it)."""
+    job = current(name)
+    if job is None:
+        return
+    if job.status not in ACTIVE:  # it ended while this run drew the page: draw it again, collecting it
+        st.rerun()
+
+    @st.fragment(run_every=FOLLOW_EVERY_S)
+    def panel() -> None:
+        job = current(name)
+        if job is None or job.status not in ACTIVE:
+            st.rerun()  # the whole page: it collects the result
+        with st.container(border=True):
+            left, right = st.columns([1, 5], vertical_alignment="center")
+            if left.button(stop_label, icon=":material/stop:", key=f"{name}.stop",
+                           help="queued: leave the queue; training: stop at the next step and keep the model"):
+                runner().stop(job.id)
+            with right:
+                if job.status == QUEUED:
+                    counts = runner().counts()
+                    st.progress(0.0, text=f"Waiting in the queue: number {job.position} of {counts['queued']} "
+                                          f"({counts['running']} of {counts['workers']} workers busy) · done in "
+                                          f"{fmt_wait(job.estimate_s)}")
+                else:
+                    p = job.progress
+                    step, steps = p.get("step", 0), p.get("steps") or 1
+                    done = step / steps
+                    if p.get("budget_s"):  # a time budget may end the job before its steps
+                        done = max(done, p.get("seconds", 0.0) / p["budget_s"])
+                    text = (f"step {step:,} of {steps:,} · loss {p['loss']:.4f} · {p.get('seconds', 0):.1f} s"
+                            if "loss" in p else "Starting...")
+                    if p.get("phase"):
+                        text = f"{p['phase']}: {text}"
+                    st.progress(min(1.0, done), text=f"{text} · {'stopping...' if job.stop_requested else ''}"
+                                .rstrip(" ·"))
+
+    @st.fragment(run_every=LIVE_EVERY_S)
+    def live() -> None:
+        job = current(name)
+        if job is not None and job.status in ACTIVE:
+            render(job)
+
+    panel()
+    live()

@@ -5,17 +5,18 @@ families trained one after another with the same time budget, with snapshots fro
 GAN's with its discriminator's map at that moment), the GAN's two players' losses apart, and a stop that keeps
 what was trained.
 
-The race runs as a background job (dashboard.ui.background): a click during training stops it in its progress
-callback, the race so far goes into the job's mailbox, and the next script run adopts it.
+The race trains in a worker process of the job runner (the recipe dashboard.jobs.race.race, started and followed by
+dashboard.ui.background); here are what the page keeps of a finished race (Race, FamilyRun, RaceSnapshot), built
+from the job's plain-data result with the models rebuilt from their safetensors weights.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,18 +24,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import torch
+from safetensors.torch import load as load_safetensors
 
-from core.checkpoints import Pretrained, pretrained_names
+from core.checkpoints import Pretrained, build_model, pretrained_names
 from core.data.toy2d import MIXTURE_TOYS, mixture_spec
 from core.metrics import mode_coverage
-from core.models.gan import discriminator_map
-from core.schedules import make_schedule
-from core.train_2d import DEFAULT_2D_TRAIN, DEFAULT_MLP, train_ddpm_2d
-from core.train_baselines import MODEL_DEFAULTS, TRAIN_DEFAULTS, train_baseline
-from core.training import TrainConfig
+from dashboard.jobs.race import D_MAP_N, RACE_FAMILIES, RACE_LABELS, RACE_LIM, SNAPSHOT_N  # noqa: F401
+from dashboard.jobs.runner import CANCELLED, DONE, Job
 from dashboard.ui import background, plots
 from dashboard.ui.loaders import ROOT, read_json
-from dashboard.ui.train import snapshot
 
 BASELINE_TOYS: tuple[str, ...] = ("eight_gaussians", "twenty_five_gaussians", "swiss_roll", "two_moons")
 DATASETS: tuple[str, ...] = (*BASELINE_TOYS, "mnist")
@@ -268,7 +266,6 @@ def add_traces(fig: go.Figure, traces: list[dict]) -> go.Figure:
 
 # --- the GAN discriminator's map ---------------------------------------------------------------------------------
 
-D_MAP_N = 40  # grid points per side: 1,600 discriminator evaluations, well under a millisecond for the 2D MLP
 # diverging around D = 1/2, purple (fake) - white (undecided) - green (real), GAN Lab's colours; faint, under the points
 D_MAP_COLORSCALE = [[0.0, "#762a83"], [0.25, "#c2a5cf"], [0.5, "#f7f7f7"], [0.75, "#a6dba0"], [1.0, "#1b7837"]]
 D_MAP_OPACITY = 0.5
@@ -300,15 +297,11 @@ def with_d_maps(fig: go.Figure, maps: dict[int, np.ndarray | None], lim: float) 
 
 # --- the race ------------------------------------------------------------------------------------------------------
 
-RACE_FAMILIES = ("ddpm", "gan", "vae")
-RACE_LABELS = {"ddpm": "Diffusion (DDPM)", "gan": "GAN", "vae": "VAE"}
-SNAPSHOT_N = 500
-RACE_LIM = 3.0  # the race's plotted square and the GAN discriminator's map: any toy (pinwheel reaches 2.9)
-N_MARKS = 6  # snapshots at 1/6, 2/6, ... of the budget (and one after the first step)
-R1_GAMMA = 1.0  # the weight of the shipped gan-r1 models
+R1_GAMMA = 1.0  # the GAN's R1 weight when the page's toggle is on: that of the shipped gan-r1 models
 RACE_KEY = "baselines.race"  # st.session_state: the last adopted Race
-JOB = "baselines"  # the race as a background job (dashboard.ui.background)
-MAILBOX_KEY = background.mailbox_key(JOB)  # st.session_state: {"active": start time or None, "done": Race or None}
+NOTICE_KEY = "baselines.race_notice"  # st.session_state: (level, text) about the last race job that left no race
+JOB = "baselines"  # the race as a job of the runner (dashboard.ui.background)
+KIND = "race"  # its recipe: dashboard.jobs.race.race
 
 
 @dataclass
@@ -330,7 +323,7 @@ class FamilyRun:
     stop_reason: str  # "steps" | "time" | "callback" | "nonfinite"
     message: str
     model: Pretrained | None  # the EMA model with its config (None when not a single step was taken)
-    metrics: dict | None = None  # evaluate_2d, filled in by the page after the race
+    metrics: dict | None = None  # evaluate_2d of the raced model (the race job measures it)
     players: dict[str, list[float]] = field(default_factory=dict)  # GAN: per-step {"L_D": [...], "L_G": [...]}
 
     @property
@@ -345,114 +338,55 @@ class Race:
     seed: int
     r1_gamma: float
     runs: dict[str, FamilyRun] = field(default_factory=dict)
-    stopped: bool = False  # a click stopped it (the families after the stopped one did not train)
+    stopped: bool = False  # Stop ended it (the families after the stopped one did not train)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
 
-def race_recipe(family: str, budget_s: float, seed: int, r1_gamma: float = 0.0) -> tuple[TrainConfig, dict]:
-    """Each family's own default recipe (core.train_2d.DEFAULT_2D_TRAIN, core.train_baselines.TRAIN_DEFAULTS),
-    with the race's time budget and seed; model options (the MLP of the DDPM, the GAN's R1 weight)."""
-    if family == "ddpm":
-        return replace(DEFAULT_2D_TRAIN, time_budget_s=float(budget_s), seed=seed), dict(DEFAULT_MLP)
-    cfg = replace(TRAIN_DEFAULTS[family, "2d"], time_budget_s=float(budget_s), seed=seed)
-    options = dict(MODEL_DEFAULTS[family, "2d"])
-    if family == "gan" and r1_gamma > 0:
-        options["r1_gamma"] = float(r1_gamma)
-    return cfg, options
+def family_model(run: dict[str, Any], toy: str) -> Pretrained | None:
+    """A race family's EMA model from its plain-data run (safetensors weights and JSON config), or None."""
+    if not run.get("weights"):
+        return None
+    config = json.loads(run["config_json"])
+    model, schedule = build_model(config)
+    model.load_state_dict(load_safetensors(run["weights"]))
+    model.eval().requires_grad_(False)
+    return Pretrained(model=model, schedule=schedule, config=config, name=f"race-{run['family']}-{toy}")
 
 
-OnUpdate = Callable[[str, dict[str, Any], list[float], list[RaceSnapshot]], None]
+def race_from_result(result: dict[str, Any], race_id: str | None = None) -> Race:
+    """The page's Race from the plain-data result of a race job (dashboard.jobs.race.race)."""
+    race = Race(toy=result["toy"], budget_s=float(result["budget_s"]), seed=int(result["seed"]),
+                r1_gamma=float(result["r1_gamma"]), stopped=bool(result.get("stopped")))
+    if race_id:
+        race.id = race_id
+    for family, r in result["runs"].items():
+        snaps = [RaceSnapshot(s["step"], s["seconds"], s["points"], s.get("d_map")) for s in r["snapshots"]]
+        race.runs[family] = FamilyRun(family, list(r["losses"]), snaps, r["steps"], r["steps_planned"], r["seconds"],
+                                      r["stop_reason"], r["message"], family_model(r, race.toy),
+                                      metrics=r.get("metrics"),
+                                      players={k: list(v) for k, v in r.get("players", {}).items()})
+    return race
 
 
-def train_family(family: str, toy: str, budget_s: float, seed: int = 0, r1_gamma: float = 0.0,
-                 on_update: OnUpdate | None = None, snapshot_n: int = SNAPSHOT_N, n_marks: int = N_MARKS,
-                 min_interval_s: float = 0.3, map_lim: float = RACE_LIM) -> tuple[FamilyRun, BaseException | None]:
-    """Train one family on a toy for at most ``budget_s`` seconds. Snapshots (the EMA model's samples from the
-    same noise every time: x_T for DDIM-20, z for the GAN's generator and the VAE's decoder) after the first step
-    and at each k / n_marks of the budget; the GAN's also keep the map of its discriminator (the weights being
-    trained, ``info["model"]``) over [-map_lim, map_lim]^2. ``on_update(family, info, losses, snapshots)`` at most
-    every ``min_interval_s`` and at each snapshot; for the GAN, ``info["players"]`` holds the per-step L_D and L_G
-    so far (``model.last_losses``). A Streamlit rerun or stop raised by on_update stops training; it is returned
-    for the caller to re-raise."""
-    g = torch.Generator().manual_seed(seed + 12345)
-    noise = torch.randn(snapshot_n, 2, generator=g)  # x_T (DDPM) or z (GAN, VAE)
-    decoder_noise = torch.randn(snapshot_n, 2, generator=g)  # the VAE's output noise, fixed too
-    schedule = make_schedule("cosine", 1000) if family == "ddpm" else None
-    cfg, options = race_recipe(family, budget_s, seed, r1_gamma)
-    marks = [budget_s * k / n_marks for k in range(1, n_marks + 1)]
-    losses: list[float] = []
-    snaps: list[RaceSnapshot] = []
-    players: dict[str, list[float]] = {"L_D": [], "L_G": []} if family == "gan" else {}
-    state: dict[str, Any] = {"last": 0.0, "mark": 0}
-    interrupt = background.Interrupt()
-
-    @torch.no_grad()
-    def draw(model: torch.nn.Module) -> np.ndarray:
-        if family == "ddpm":
-            return snapshot(model, schedule, noise)
-        x = model.decode(noise)
-        if family == "vae":
-            x = x + model.log_sigma.exp() * decoder_noise
-        return x.numpy()
-
-    def d_map(model: torch.nn.Module) -> np.ndarray | None:
-        return discriminator_map(model.discriminator, map_lim, D_MAP_N) if family == "gan" else None
-
-    def callback(info: dict[str, Any]) -> bool:
-        losses.append(info["loss"])
-        if players:
-            loss_d, loss_g = info["model"].last_losses
-            players["L_D"].append(loss_d)
-            players["L_G"].append(loss_g)
-        step, seconds = info["step"], info["seconds"]
-        snap = step == 1 or step == info["steps"]
-        while state["mark"] < len(marks) and seconds >= marks[state["mark"]]:
-            state["mark"] += 1
-            snap = True
-        if snap:
-            snaps.append(RaceSnapshot(step, seconds, draw(info["ema_model"]), d_map(info["model"])))
-        now = time.perf_counter()
-        if on_update is not None and (snap or now - state["last"] >= min_interval_s):
-            state["last"] = now
-            # a click: stop here, keep what was trained
-            return interrupt.guard(on_update, family, {**info, "players": players} if players else info, losses,
-                                   snaps)
-        return False
-
-    if family == "ddpm":
-        result, config = train_ddpm_2d(toy, schedule, cfg, mlp=options, callback=callback)
-        config["data"] = {"kind": "toy", "name": toy, "source": "core.data.toy2d (generated)"}
-    else:
-        result, config = train_baseline(family, toy, cfg, model_options=options, callback=callback)
-    model = None
-    if result.steps:
-        ema = result.ema_model.eval().requires_grad_(False)
-        if not snaps or snaps[-1].step != result.steps:
-            snaps.append(RaceSnapshot(result.steps, result.seconds, draw(ema), d_map(result.model)))
-        model = Pretrained(model=ema, schedule=schedule, config=config, name=f"race-{family}-{toy}")
-    run = FamilyRun(family, losses, snaps, result.steps, cfg.steps, result.seconds, result.stop_reason,
-                    result.message, model, players=players)
-    return run, interrupt.request
-
-
-def run_race(toy: str, budget_s: float, seed: int = 0, r1_gamma: float = 0.0, on_update: OnUpdate | None = None,
-             families: Sequence[str] = RACE_FAMILIES, **options: Any) -> tuple[Race, BaseException | None]:
-    """Train the families one after another on the same toy with the same budget and seed. A click during one
-    stops it and skips the rest; (the race so far, the Streamlit request to re-raise or None)."""
-    race = Race(toy=toy, budget_s=float(budget_s), seed=seed, r1_gamma=float(r1_gamma))
-    for family in families:
-        run, interrupt = train_family(family, toy, budget_s, seed, r1_gamma, on_update, **options)
-        race.runs[family] = run
-        if interrupt is not None:
-            race.stopped = True
-            return race, interrupt
-    return race, None
+def race_from_job(job: Job) -> Race | tuple[str, str]:
+    """A finished race job as the page's Race, or (level, message) when it left none (failed, or removed from the
+    queue before it started)."""
+    if job.status == DONE and job.result and job.result.get("runs"):
+        return race_from_result(job.result, job.id)
+    if job.status == DONE:
+        return "info", f"The race left nothing to show: {job.message}."
+    return ("info" if job.status == CANCELLED else "warning"), f"No race: {job.message}."
 
 
 def adopt_race() -> Race | None:
-    """Keep the race a finished or stopped run left in the mailbox (waiting for a run that a click is stopping),
+    """Collect this session's finished race job (dashboard.ui.background.collect) into st.session_state (RACE_KEY),
     and return the session's last race."""
-    done = background.adopt(JOB, "Stopping the race and keeping the models trained so far...")
-    if done is not None:
-        st.session_state[RACE_KEY] = done
+    job = background.collect(JOB)
+    if job is not None:
+        made = race_from_job(job)
+        if isinstance(made, Race):
+            st.session_state[RACE_KEY] = made
+            st.session_state.pop(NOTICE_KEY, None)
+        else:
+            st.session_state[NOTICE_KEY] = made
     return st.session_state.get(RACE_KEY)

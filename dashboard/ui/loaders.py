@@ -65,12 +65,34 @@ def schedule_from_bytes(label: str, betas: bytes) -> Schedule:
     return Schedule(label, torch.from_numpy(np.frombuffer(betas, dtype=np.float64).copy()))
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading the pretrained model...")
-def pretrained(name: str) -> Pretrained:
-    """core.checkpoints.load_pretrained(name), loaded once per process (frozen model, shared)."""
-    p = load_pretrained(name)
+@st.cache_resource(max_entries=40, show_spinner="Loading the pretrained model...")
+def _pretrained(name: str, directory: str) -> Pretrained:
+    p = load_pretrained(name, directory=Path(directory))
     p.model.eval()
     return p
+
+
+def pretrained(name: str) -> Pretrained:
+    """core.checkpoints.load_pretrained(name), loaded once per process (frozen model, shared; every shipped model
+    fits: about 20 MB in all). The folder is read at call time (tests point it at a copy). A damaged or missing
+    file raises CheckpointError (a ValueError), never cached, so a restored file is picked up on the next run."""
+    return _pretrained(name, str(checkpoints.PRETRAINED_DIR))
+
+
+def pretrained_problem(name: str) -> str | None:
+    """None when the shipped model loads; otherwise why not, naming the file and how to restore it."""
+    try:
+        pretrained(name)
+    except ValueError as err:  # CheckpointError (damaged, missing), or a name with no file and no record
+        return str(err)
+    return None
+
+
+def broken_model_notice(name: str, problem: str, consequence: str = "") -> None:
+    """st.error for a shipped model that cannot be loaded: which file, how to restore it, and what the page
+    shows without it (the rest of the page keeps working)."""
+    st.error(f"**{name}** cannot be loaded: {problem}." + (f" {consequence}" if consequence else ""),
+             icon=":material/broken_image:")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -3,7 +3,8 @@ exact score of a mixture toy. Pages pick by a string token, so cached computatio
 
 Tokens: ``ddpm-<toy>`` (pretrained, shared by every user), ``session:<id>`` (trained on the Train page,
 private to this session), and ``exact:<toy>`` (the closed-form eps of a mixture toy, core.analytic). A model the
-Train page has trained joins the registry through ``adopt_trained_model``, which every picker calls first.
+Train page has trained (in a worker process of the job runner) joins the registry through ``adopt_trained_model``,
+which every picker calls first.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from core.checkpoints import Pretrained
 from core.data.toy2d import MIXTURE_TOYS, TOY_NAMES
 from dashboard.ui import background, train
 from dashboard.ui.fmt import toy_label
-from dashboard.ui.loaders import pretrained
+from dashboard.ui.loaders import pretrained, pretrained_problem
 from dashboard.ui.widgets import UrlWidgets
 
 SESSION_KEY = "session_models"  # token -> SessionModel
+DROPPED_KEY = "session_models.dropped"  # labels of the models the list dropped to make room, not yet announced
 
 
 @dataclass
@@ -55,27 +57,58 @@ def register_session_model(label: str, model: Pretrained, losses: list[float]) -
 
 
 def adopt_trained_model() -> train.TrainedRun | None:
-    """Register the model of a finished or stopped Train run (if its mailbox holds one) and return the last run
-    of this session whose model is still registered (waiting first for a run that a click is stopping)."""
-    done = background.adopt(train.JOB, "Stopping the training and keeping the model trained so far...")
+    """Register the model of this session's finished Train job (if there is one) and return the last run of
+    this session whose model is still registered. A job that left no model leaves its reason in NOTICE_KEY."""
+    job = background.collect(train.JOB)
     state = st.session_state
-    if done is not None:
-        run, model = done
-        number = state.get(train.COUNT_KEY, 0) + 1
-        state[train.COUNT_KEY] = number
-        run.label = f"#{number} {run.label}"
-        model.name = f"session-{number}"
-        run.token = register_session_model(run.label, model, run.losses)
-        registry = session_models()
-        for old in list(registry)[:-train.MAX_SESSION_MODELS]:
-            del registry[old]
-        state[train.RUN_KEY] = run
-    run = state.get(train.RUN_KEY)
+    if job is not None:
+        made = train.trained_run(job)
+        if isinstance(made[0], str):
+            state[train.NOTICE_KEY] = made
+        else:
+            run, model = made
+            number = state.get(train.COUNT_KEY, 0) + 1
+            state[train.COUNT_KEY] = number
+            run.label = f"#{number} {run.label}"
+            model.name = f"session-{number}"
+            run.token = register_session_model(run.label, model, run.losses)
+            registry = session_models()
+            for old in list(registry)[:-train.MAX_SESSION_MODELS]:
+                state.setdefault(DROPPED_KEY, []).append(registry.pop(old).label)
+            state[train.RUN_KEY] = run
+            state.pop(train.NOTICE_KEY, None)
+    return last_trained_run()
+
+
+def last_trained_run() -> train.TrainedRun | None:
+    """The last run of this session whose model is still registered (collects nothing)."""
+    run = st.session_state.get(train.RUN_KEY)
     return run if run is not None and run.token in session_models() else None
 
 
 def model_tokens() -> list[str]:
     return [f"ddpm-{toy}" for toy in TOY_NAMES] + list(session_models())
+
+
+def capacity_text() -> str | None:
+    """When this tab's list of trained models is full: which model the next one trained replaces (else None)."""
+    registry = session_models()
+    if len(registry) < train.MAX_SESSION_MODELS:
+        return None
+    oldest = next(iter(registry.values())).label
+    return (f"This tab keeps the last {train.MAX_SESSION_MODELS} models you train, and the list is full: the next "
+            f"one replaces **{oldest}** in every Model list (download it on the Train page to keep it).")
+
+
+def session_capacity_notice() -> None:
+    """The list's state where a student decides to train: models it dropped since the last look, and, when it is
+    full, which model would go next."""
+    dropped = st.session_state.pop(DROPPED_KEY, [])
+    if dropped:
+        st.info(f"{'; '.join(dropped)} left the Model lists to make room (this tab keeps the last "
+                f"{train.MAX_SESSION_MODELS} models you train).", icon=":material/playlist_remove:")
+    if text := capacity_text():
+        st.caption(text)
 
 
 def token_label(token: str) -> str:
@@ -108,9 +141,16 @@ def resolve(token: str, exact: bool = False) -> ModelChoice:
 def model_picker(ui: UrlWidgets, default_toy: str = "eight_gaussians", exact_toggle: bool = True,
                  label: str = "Model") -> ModelChoice:
     """A selectbox of models (pretrained + this session's) and, for mixture toys, a learned/exact toggle."""
-    adopt_trained_model()  # a model whose training a click just stopped joins the list first
-    tokens = model_tokens()
-    token = ui.selectbox(label, "model", tokens, default=f"ddpm-{default_toy}", format_func=token_label)
+    adopt_trained_model()  # a model whose training job has just finished joins the list first
+    broken = {t: problem for t in model_tokens() if not t.startswith("session:") and (problem := pretrained_problem(t))}
+    tokens = [t for t in model_tokens() if t not in broken]  # a damaged shipped file leaves the others usable
+    for t, problem in broken.items():
+        st.error(f"**{t}** is not in the list: {problem}.", icon=":material/broken_image:")
+    if not tokens:
+        st.stop()  # nothing to show: the messages above say which files to restore
+    default = f"ddpm-{default_toy}" if f"ddpm-{default_toy}" in tokens else tokens[0]
+    token = ui.selectbox(label, "model", tokens, default=default, format_func=token_label,
+                         help=capacity_text())
     choice = resolve(token)
     if exact_toggle and choice.toy in MIXTURE_TOYS:
         if ui.toggle("Use the exact score instead of the network", "exact", default=False,

@@ -24,6 +24,12 @@ LEARNED_COLOR = "#4f46e5"
 EXACT_COLOR = "#059669"
 DATA_COLOR = "#9ca3af"
 PATH_COLOR = "#f97316"
+# The Score field page's likelihood is bounded in time, whatever the model: a model that memorised a few points has
+# a stiff probability-flow ODE, where the adaptive solver takes many small steps. The map stops at its budget (rows
+# not reached stay blank), each table row at its own. A shipped 2D model needs 1-3 s of each on an idle laptop core;
+# the budgets leave room for a busy server.
+LL_MAP_BUDGET_S = 20.0
+LL_NUMBERS_BUDGET_S = 10.0
 
 
 # --- the field on a grid ------------------------------------------------------------------------------------
@@ -64,22 +70,34 @@ def flow_lines(direction: Callable[[np.ndarray], np.ndarray], seeds: np.ndarray,
 # --- progress of long engine calls -------------------------------------------------------------------------
 
 
+class BudgetExceeded(Exception):
+    """Raised by ProgressEps once its deadline has passed: the engine call stops there; ``done`` is how far it got
+    (0 to 1), so a page can say so instead of running on."""
+
+    def __init__(self, done: float):
+        super().__init__(f"stopped at {100 * done:.0f}%")
+        self.done = done
+
+
 class ProgressEps:
     """Wraps an eps model to report how far an engine call has got, from the timesteps it is called at.
 
     The PF-ODE likelihood calls the model (with gradients) at t rising from -1 to T-1; the ELBO then calls it
     (without) at t = 0 .. T-1. ``on_progress(fraction, phase)`` runs at most every ``every_s`` seconds.
     ``phases``: which of "ode", "elbo" the call will go through, in order (each gets an equal share of the bar).
+    ``deadline`` (a time.perf_counter() value): past it, the next model call raises BudgetExceeded.
     """
 
     def __init__(self, eps_model: EpsModel, T: int, on_progress: Callable[[float, str], None] | None,
-                 phases: Sequence[str] = ("ode",), every_s: float = 0.2):
+                 phases: Sequence[str] = ("ode",), every_s: float = 0.2, deadline: float | None = None):
         self.eps_model, self.T, self.on_progress = eps_model, T, on_progress
-        self.phases, self.every_s = tuple(phases), every_s
+        self.phases, self.every_s, self.deadline = tuple(phases), every_s, deadline
         self.last = 0.0
         self.done = 0.0
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise BudgetExceeded(self.done)
         eps = self.eps_model(x, t) if y is None else self.eps_model(x, t, y)
         if self.on_progress is not None:
             phase = "ode" if torch.is_grad_enabled() else "elbo"

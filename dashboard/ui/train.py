@@ -1,47 +1,43 @@
-"""Live training for the Train page: core.train_2d.train_ddpm_2d with a throttled progress callback, quick sample
-snapshots while it learns, a stop that keeps the partial model (dashboard.ui.background), and the checkpoint as
-downloadable bytes. The race of the baselines page draws its diffusion snapshots with ``snapshot`` too.
+"""Helpers of the Train page: the training job it hands to the job runner (dashboard/jobs/recipes.py, train_2d),
+what the page keeps of a finished run, and the checkpoint as downloadable bytes.
+
+A run's life: the page builds ``job_spec(...)`` and starts it (dashboard.ui.background); a worker process trains,
+reporting losses and snapshots; when it ends, ``trained_run(job)`` turns the job's plain-data result into the
+session's model (dashboard.ui.models.adopt_trained_model registers it).
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load as load_safetensors
 
 from core import checkpoints
-from core.samplers import sample
+from core.data.toy2d import sample_toy
 from core.schedules import Schedule
-from core.train_2d import train_ddpm_2d
-from core.training import TrainConfig, TrainResult
-from dashboard.ui import background
+from core.train_2d import DEFAULT_2D_TRAIN
+from core.training import TrainConfig
+from dashboard.jobs.runner import DONE, Job
 
-JOB = "train"  # the background job of the Train page (dashboard.ui.background)
-MAILBOX_KEY = background.mailbox_key(JOB)  # st.session_state: {"active": ..., "done": (TrainedRun, Pretrained)}
+JOB = "train"  # the Train page's job (dashboard.ui.background)
 RUN_KEY = "train.run"  # st.session_state: the last adopted TrainedRun (dashboard.ui.models.adopt_trained_model)
 COUNT_KEY = "train.count"  # st.session_state: runs adopted so far (numbers the labels)
+NOTICE_KEY = "train.notice"  # st.session_state: (level, text) about the last job that left no model
 MAX_SESSION_MODELS = 5  # older models trained in this session are dropped beyond this
 MAX_JSON_POINTS = 10_000  # a downloaded config keeps the user's points up to this many (about 300 KB of JSON)
+N_SAMPLES = 2000  # final samples and quality metrics, computed by the job
+SNAPSHOT_N = 500
+SECONDS_PER_STEP = 0.005  # one default-recipe step in a worker (one torch thread, 2-core CPU): the first estimate
 
 
 @dataclass
 class Snapshot:
     step: int
     points: np.ndarray  # (n, 2) DDIM samples of the EMA model at this step
-
-
-@dataclass
-class LiveTraining:
-    result: TrainResult
-    config: dict[str, Any]
-    losses: list[float]
-    snapshots: list[Snapshot]
-    interrupt: BaseException | None = None  # Streamlit's rerun/stop request caught during training: re-raise it
 
 
 @dataclass
@@ -61,48 +57,60 @@ class TrainedRun:
     toy: str | None
     files: tuple[bytes, bytes] = field(default=(b"", b""), repr=False)
     token: str = ""
+    samples: np.ndarray | None = None  # N_SAMPLES DDIM-50 samples (the job draws them)
+    quality: dict[str, Any] | None = None  # core.evaluate.evaluate_2d on a toy (the job measures it)
 
 
-def snapshot(model: torch.nn.Module, schedule: Schedule, x_T: torch.Tensor, steps: int = 20) -> np.ndarray:
-    """A quick DDIM sample (Song et al. 2021) from fixed noise x_T, so successive snapshots are comparable."""
-    was_training = model.training
-    model.eval()
-    try:
-        x = sample(model, schedule, x_T, method="ddim", steps=min(steps, schedule.T), keep_trajectory=False).xs[-1]
-    finally:
-        model.train(was_training)
-    return x.numpy()
+def job_spec(data: str | np.ndarray, data_config: dict[str, Any], schedule: Schedule, cfg: TrainConfig,
+             mlp: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """The train_2d job (dashboard.jobs.recipes.train_2d) for these settings; ``settings`` come back in the result
+    so the page can say what was trained."""
+    return {"data": data, "data_config": data_config, "schedule": schedule.to_config(), "train": cfg.to_dict(),
+            "mlp": mlp, "snapshot_every": max(100, round(cfg.steps / 10, -2)), "snapshot_n": SNAPSHOT_N,
+            "seed": cfg.seed, "final_n": N_SAMPLES, "steps": cfg.steps, "settings": settings}
 
 
-def train_live(data: str | torch.Tensor, schedule: Schedule, cfg: TrainConfig, mlp: dict[str, Any],
-               on_update: Callable[[dict[str, Any], list[float], list[Snapshot]], None],
-               snapshot_every: int = 300, snapshot_n: int = 500, seed: int = 0,
-               min_interval_s: float = 0.3) -> LiveTraining:
-    """Run ``train_ddpm_2d`` and call ``on_update(info, losses, snapshots)`` at most every ``min_interval_s``
-    seconds and at every snapshot (every ``snapshot_every`` steps and at the end). A Streamlit rerun or stop
-    raised by ``on_update`` ends training early; it is returned in ``interrupt`` for the caller to re-raise."""
-    x_T = torch.randn(snapshot_n, 2, generator=torch.Generator().manual_seed(seed + 12345))
-    losses: list[float] = []
-    snapshots: list[Snapshot] = []
-    last = {"update": 0.0}
-    interrupt = background.Interrupt()
+def expected_seconds(steps: int) -> float:
+    """A first guess at a job's running time (the runner refines it from the jobs it has seen)."""
+    return steps * SECONDS_PER_STEP + 3.0
 
-    def callback(info: dict[str, Any]) -> bool:
-        losses.append(info["loss"])
-        step = info["step"]
-        snap = step % snapshot_every == 0 or step == info["steps"]
-        if snap:
-            snapshots.append(Snapshot(step, snapshot(info["ema_model"], schedule, x_T)))
-        now = time.perf_counter()
-        if snap or now - last["update"] >= min_interval_s:
-            last["update"] = now
-            return interrupt.guard(on_update, info, losses, snapshots)  # a click: stop, keep what was trained
-        return False
 
-    result, config = train_ddpm_2d(data, schedule, cfg, mlp=mlp, callback=callback)
-    if result.steps and (not snapshots or snapshots[-1].step != result.steps):
-        snapshots.append(Snapshot(result.steps, snapshot(result.ema_model, schedule, x_T)))
-    return LiveTraining(result, config, losses, snapshots, interrupt.request)
+def overlay_points(spec: dict[str, Any], n: int) -> np.ndarray:
+    """n points of the training data (the toy, or a subset of the user's points), for the plots' grey overlay."""
+    seed = int(spec["seed"])
+    if isinstance(spec["data"], str):
+        return sample_toy(spec["data"], n, generator=torch.Generator().manual_seed(seed)).numpy()
+    points = np.asarray(spec["data"], dtype=np.float32)
+    idx = torch.randperm(len(points), generator=torch.Generator().manual_seed(seed))[:n].numpy()
+    return points[idx]
+
+
+def trained_run(job: Job) -> tuple[TrainedRun, checkpoints.Pretrained] | tuple[str, str]:
+    """The finished job as (the page's run, the model), or (level, message) when it left no model."""
+    result = job.result or {}
+    if job.status != DONE or "weights" not in result:
+        reason = job.message if job.status != DONE else result.get("message", job.message)
+        return ("warning" if job.status != "cancelled" else "info"), f"No model: {reason}"
+    spec, settings = job.spec, job.spec["settings"]
+    config = result["config"]
+    model, schedule = checkpoints.build_model(config)
+    model.load_state_dict(load_safetensors(result["weights"]))
+    model.eval().requires_grad_(False)
+    label = job.label + f", {result['steps_done']:,} steps" + (" (stopped early)" if result["stop_reason"] != "steps"
+                                                              else "")
+    run = TrainedRun(
+        label=label, settings=settings, losses=list(job.losses), message=result["message"],
+        snapshots=[Snapshot(s["step"], s["points"]) for s in job.snapshots], stop_reason=result["stop_reason"],
+        steps=result["steps_done"], seconds=result["train_seconds"], data_points=overlay_points(spec, N_SAMPLES),
+        toy=spec["data"] if isinstance(spec["data"], str) else None,
+        files=checkpoint_bytes(model, config), samples=result["samples"], quality=result.get("quality"))
+    return run, checkpoints.Pretrained(model=model, schedule=schedule, config=config)
+
+
+def default_config(steps: int, budget_s: float, seed: int) -> TrainConfig:
+    """The default 2D recipe (core.train_2d.DEFAULT_2D_TRAIN) with the page's steps, budget and seed."""
+    d = DEFAULT_2D_TRAIN
+    return TrainConfig(steps=steps, batch_size=d.batch_size, lr=d.lr, time_budget_s=float(budget_s), seed=seed)
 
 
 def checkpoint_bytes(model: torch.nn.Module, config: dict[str, Any]) -> tuple[bytes, bytes]:

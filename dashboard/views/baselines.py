@@ -18,10 +18,19 @@ from core.interpolate import slerp
 from core.models.gan import GAN, discriminator_map
 from core.models.vae import VAE
 from core.samplers import sample
+from dashboard.jobs import race as race_job
+from dashboard.jobs.runner import ACTIVE, RUNNING
 from dashboard.ui import background, baselines, plots
 from dashboard.ui.fmt import toy_label
 from dashboard.ui.header import page_header, show_code
-from dashboard.ui.loaders import TOYS, manifest_models, pretrained, toy_points
+from dashboard.ui.loaders import (
+    TOYS,
+    broken_model_notice,
+    manifest_models,
+    pretrained,
+    pretrained_problem,
+    toy_points,
+)
 from dashboard.ui.widgets import UrlWidgets
 
 CLASSIFIER = "classifier-mnist"
@@ -58,7 +67,7 @@ page_header(
     code=[GAN.loss, VAE.elbo, loss_simple],
 )
 
-race = baselines.adopt_race()  # first: a race whose training a click has just stopped
+race = baselines.adopt_race()  # first: a race job that has just ended becomes the session's race
 
 ui = UrlWidgets("baselines")
 c = st.columns([3, 3, 2])
@@ -86,6 +95,14 @@ if missing:
     st.info(f"Not in `pretrained/` yet: {', '.join(f'`{m}`' for m in missing)}. They are trained by "
             "`python -m core train --family gan|vae --data ...` and evaluated by `python -m core evaluate <name> "
             "--update-manifest`; the page shows them as soon as they are there.", icon=":material/hourglass:")
+# A damaged shipped file takes out its own model only: the comparison goes on with the others.
+broken = {e.name: problem for e in found if (problem := pretrained_problem(e.name))}
+for name, problem in broken.items():
+    broken_model_notice(name, problem, "The comparison below goes on without it.")
+found = [e for e in found if e.name not in broken]
+judge_problem = pretrained_problem(CLASSIFIER) if mnist else None
+if judge_problem:
+    broken_model_notice(CLASSIFIER, judge_problem, "The digits below are drawn without the classifier's reading.")
 if not found:
     st.stop()
 
@@ -107,11 +124,12 @@ def d_map_2d(name: str) -> np.ndarray:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def digits(name: str, n: int, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """n unconditional digits (uint8) and the project classifier's reading of each (core.evaluate)."""
+def digits(name: str, n: int, seed: int, steps: int, judged: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """n unconditional digits (uint8) and the project classifier's reading of each (core.evaluate); None for the
+    readings when the classifier cannot be loaded (``judged`` False)."""
     x = sample_images(pretrained(name), n, label=None, seed=seed, method="ddim", steps=steps or None)
-    pred, _ = classify(pretrained(CLASSIFIER).model, x)
-    return plots.to_uint8(x.numpy()), pred.numpy()
+    pred = classify(pretrained(CLASSIFIER).model, x)[0].numpy() if judged else None
+    return plots.to_uint8(x.numpy()), pred
 
 
 @st.cache_data(max_entries=2, show_spinner=False)
@@ -127,7 +145,7 @@ if mnist:
     grids = {"data": (real, real_labels)}
     with st.spinner(f"Sampling {N_DIGITS} digits per model (the diffusion model with DDIM-{steps})..."):
         for e in found:
-            grids[e.name] = digits(e.name, N_DIGITS, seed, steps if e.diffusion else 0)
+            grids[e.name] = digits(e.name, N_DIGITS, seed, steps if e.diffusion else 0, judge_problem is None)
     titled = [("data", "**Real digits** (test split)")] + [
         (e.name, f"**{e.label}** · " + (f"DDIM-{steps}, {steps} NFE" if e.diffusion else f"{e.sampler}, 1 NFE"))
         for e in found]
@@ -137,7 +155,8 @@ if mnist:
             with col:
                 st.markdown(title)
                 images, pred = grids[key]
-                plots.show(plots.image_grid(images, 10, [str(d) for d in pred], width_px=470),
+                plots.show(plots.image_grid(images, 10, None if pred is None else [str(d) for d in pred],
+                                            width_px=470),
                            key=f"baselines.digits.{key}")
     st.caption("Captions: the digit the project's classifier reads (for real digits, the true label). "
                f"Unconditional samples: no digit was asked for. **Data:** {source}.")
@@ -415,10 +434,11 @@ else:
 
 st.subheader("Race: train all three here, with the same time budget")
 st.markdown("Each family trains its own default recipe on the same toy with the same seed for at most the same "
-            "number of seconds, one after another on this server. Snapshots draw the models' samples from the same "
-            "noise every time (x_T through DDIM-20, z through the generator or decoder), after the first step and "
-            "at each sixth of the budget, like GAN Lab. Any click during training stops the race and keeps what "
-            "was trained.")
+            "number of seconds, one after another in a training process of this server (the page stays usable "
+            "meanwhile; several students' races queue). Snapshots draw the models' samples from the same noise every "
+            "time (x_T through DDIM-20, z through the generator or decoder), after the first step and at each sixth "
+            "of the budget, like GAN Lab. **Stop** ends the family in training, keeps what it learned, and skips the "
+            "rest.")
 rc = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
 with rc[0]:
     race_choice = ui.selectbox("Toy", "race_toy", (ABOVE, *TOYS), ABOVE,
@@ -434,8 +454,11 @@ with rc[2]:
     r1 = ui.toggle("R1 penalty on the GAN", "r1", False,
                    help=f"γ = {baselines.R1_GAMMA:g}, as the shipped gan-r1 models")
 with rc[3]:
+    racing = background.current(baselines.JOB)
+    busy = racing is not None and racing.status in ACTIVE
     go_race = st.button("Race", type="primary", icon=":material/sports_score:", key="baselines.race_go",
-                        help="Training runs only when you press this; any click during it stops the race")
+                        disabled=busy, help="Queues the race on the server (one job per browser tab); it trains in "
+                                            "a worker process while you browse")
 
 
 def snapshot_panel(family: str, snap: baselines.RaceSnapshot, overlay: np.ndarray, title: str | None = None):
@@ -458,57 +481,62 @@ RACE_D_MAP_CAPTION = baselines.D_MAP_CAPTION.replace(
     "moving average: watch the map chase the points.")
 
 
-if go_race:
-    overlay = toy_points(race_toy, baselines.SNAPSHOT_N, seed + 1)  # before training: a stopped run may not call st
-    view = st.empty()
-    with view.container(border=True):
-        status = background.stop_button("Stop the race", key="baselines.stop").empty()
-        cols = st.columns(3)
-        slots = {}
-        for col, fam in zip(cols, baselines.RACE_FAMILIES, strict=True):
-            with col:
-                st.markdown(f"**{baselines.RACE_LABELS[fam]}**")
-                slots[fam] = (st.progress(0.0, text="waiting"), st.empty(), st.empty())
-                if fam == "gan":
-                    st.caption("Background: D(x), green real, purple fake, white undecided (½).")
-    shown = {"updates": 0, "snaps": {}, "chart_at": {}}
-
-    def on_update(family, info, losses, snaps):
-        shown["updates"] += 1
-        bar, snap_slot, loss_slot = slots[family]
-        frac = min(1.0, max(info["step"] / info["steps"], info["seconds"] / budget))
-        players = info.get("players")
-        loss_text = (f"L_D {players['L_D'][-1]:.3f} · L_G {players['L_G'][-1]:.3f}" if players
-                     else f"loss {info['loss']:.3f}")
-        bar.progress(frac, text=f"step {info['step']:,} · {info['seconds']:.1f} of {budget} s · {loss_text}")
-        status.markdown(f"Training the **{baselines.RACE_LABELS[family]}** on *{toy_label(race_toy)}* (any click stops "
-                        "the race and keeps the models so far)")
-        if len(snaps) > shown["snaps"].get(family, 0):
-            shown["snaps"][family] = len(snaps)
-            fig = snapshots_figure(family, snaps[-1:], overlay, [None], height=300, marker_size=2.5)
-            snap_slot.plotly_chart(fig, config=plots.PLOTLY_CONFIG, width="stretch",
-                                   key=f"baselines.live_snap.{shown['updates']}")
-        if info["seconds"] - shown["chart_at"].get(family, -9) >= 1.0:
-            shown["chart_at"][family] = info["seconds"]
-            chart = plots.line_chart(baselines.race_losses_frame(losses, players), "step", "value", "series",
-                                     x_title="step", y_title=RACE_LOSS_TITLES[family] if players else "loss",
-                                     colors=baselines.CURVE_COLORS, height=180)
-            loss_slot.altair_chart(chart, width="stretch", key=f"baselines.live_loss.{shown['updates']}")
-
-    box = background.mailbox(baselines.JOB)
-    with background.in_progress(box):
-        new_race, interrupt = baselines.run_race(race_toy, budget, seed, baselines.R1_GAMMA if r1 else 0.0, on_update)
-        box["done"] = new_race  # plain Python only from here: a click may have stopped this script run
-    if interrupt is not None:  # the click that stopped the race: hand it back to Streamlit
-        raise interrupt
-    view.empty()
-    race = baselines.adopt_race()
-
-
 @st.cache_data(max_entries=4, show_spinner=False)
 def race_overlay(toy: str, seed: int) -> np.ndarray:
     return toy_points(toy, baselines.SNAPSHOT_N, seed + 1)
 
+
+if go_race and not busy:
+    st.session_state.pop(baselines.NOTICE_KEY, None)
+    r1_gamma = baselines.R1_GAMMA if r1 else 0.0
+    if background.start(baselines.JOB, baselines.KIND, race_job.race_spec(race_toy, budget, seed, r1_gamma),
+                        label=f"race on {toy_label(race_toy)}, {budget} s per family", expected_s=3.0 * budget):
+        st.rerun()  # redraw with the button disabled and the race's panel
+
+
+def race_live(job) -> None:
+    """The race in training (redrawn every second by the follow fragment): per family its progress, its latest
+    snapshot (the GAN's over its discriminator's map) and its loss so far (the GAN: L_D and L_G apart)."""
+    if job.status != RUNNING or not job.progress.get("runs"):
+        return
+    spec, p = job.spec, job.progress
+    overlay = race_overlay(spec["toy"], spec["seed"])
+    budget_s = float(spec["budget_s"])
+    latest = {s["family"]: s for s in job.snapshots}
+    st.markdown(f"Training on *{toy_label(spec['toy'])}*: **Stop** ends the family in training, keeps what it "
+                "learned, and skips the rest.")
+    for col, fam in zip(st.columns(len(spec["families"])), spec["families"], strict=True):
+        with col:
+            st.markdown(f"**{baselines.RACE_LABELS[fam]}**")
+            r = p["runs"].get(fam)
+            if r is None:
+                st.progress(0.0, text="waiting")
+                continue
+            frac = 1.0 if r["done"] else min(1.0, max(r["step"] / max(1, r["steps"]), r["seconds"] / budget_s))
+            loss_text = (f"L_D {r['L_D']:.3f} · L_G {r['L_G']:.3f}" if "L_D" in r
+                         else f"loss {r['loss']:.3f}" if r["loss"] is not None else "starting")
+            st.progress(frac, text=f"step {r['step']:,} · {r['seconds']:.1f} of {budget_s:g} s · {loss_text}"
+                                   + (" · done" if r["done"] else ""))
+            if fam in latest:
+                s = latest[fam]
+                snap = baselines.RaceSnapshot(s["step"], s["seconds"], s["points"], s.get("d_map"))
+                plots.show(snapshots_figure(fam, [snap], overlay, [None], height=300, marker_size=2.5),
+                           key=f"baselines.live_snap.{fam}")
+            losses = job.losses[r["offset"]:r["offset"] + r["step"]]
+            players = p.get("players") if fam == "gan" else None
+            if losses:
+                chart = plots.line_chart(baselines.race_losses_frame(losses, players), "step", "value", "series",
+                                         x_title="step", y_title=RACE_LOSS_TITLES[fam] if players else "loss",
+                                         colors=baselines.CURVE_COLORS, height=180)
+                st.altair_chart(chart, width="stretch", key=f"baselines.live_loss.{fam}")
+            if fam == "gan":
+                st.caption("Background: D(x), green real, purple fake, white undecided (½).")
+
+
+background.follow(baselines.JOB, race_live, stop_label="Stop the race")
+notice = st.session_state.get(baselines.NOTICE_KEY)
+if notice is not None:
+    (st.warning if notice[0] == "warning" else st.info)(notice[1], icon=":material/info:")
 
 if race is None:
     st.caption("No race yet in this session. Press **Race**: with the default 15 s per family it takes under a "
@@ -516,7 +544,7 @@ if race is None:
 else:
     st.markdown(f"**Last race**: *{toy_label(race.toy)}*, at most {race.budget_s:g} s per family, seed {race.seed}"
                 + (f", GAN with R1 (γ = {race.r1_gamma:g})" if race.r1_gamma else ", plain GAN")
-                + (". **Stopped by a click**: the families after the stopped one did not train." if race.stopped
+                + (". **Stopped**: the families after the stopped one did not train." if race.stopped
                    else "."))
     now = (race_toy, float(budget), int(seed), baselines.R1_GAMMA if r1 else 0.0)
     if now != (race.toy, race.budget_s, race.seed, race.r1_gamma):
@@ -547,13 +575,9 @@ else:
                                                  y_title=RACE_LOSS_TITLES[r.family], log_y=r.family == "ddpm",
                                                  colors=baselines.CURVE_COLORS, height=200, title=r.label),
                                 width="stretch", key=f"baselines.race_loss.{r.family}")
-        with st.spinner("Evaluating the raced models (2,000 samples each)..."):
-            for r in done:
-                if r.metrics is None:
-                    r.metrics = evaluate_2d(r.model, n=2000, seed=race.seed, repeats=2)
         res = []
         for r in done:
-            m = r.metrics
+            m = r.metrics or {"sw_ratio": None, "mmd_rbf": None}
             row = {"family": r.label, "steps": r.steps, "seconds": round(r.seconds, 1), "SW / floor": m["sw_ratio"],
                    "MMD (RBF)": m["mmd_rbf"]}
             if "modes" in m:
@@ -567,5 +591,5 @@ else:
         st.caption("core.evaluate.evaluate_2d on 2,000 samples of each raced model (DDIM-50 for the diffusion model) "
                    "against fresh data: the same metrics as the table above, on fewer samples.")
 
-show_code(baselines.train_family, slerp, evaluate_2d, evaluate_mnist,
+show_code(race_job.train_family, slerp, evaluate_2d, evaluate_mnist,
           label="Show the code: the race, the interpolation, the evaluation")

@@ -20,7 +20,15 @@ from core.models.unet import UNet
 from core.samplers import METHODS, sample
 from dashboard.ui import plots, sampling
 from dashboard.ui.header import page_header
-from dashboard.ui.loaders import ROOT, build_schedule, manifest_models, pretrained, read_json
+from dashboard.ui.loaders import (
+    ROOT,
+    broken_model_notice,
+    build_schedule,
+    manifest_models,
+    pretrained,
+    pretrained_problem,
+    read_json,
+)
 from dashboard.ui.widgets import UrlWidgets
 
 MODEL, CLASSIFIER = "ddpm-mnist", "classifier-mnist"
@@ -97,17 +105,21 @@ def grid_labels(digit: str, n: int) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def judge(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """The project's classifier on images in [-1, 1]: (predicted digit, class probabilities)."""
+def judge(images: torch.Tensor, judged: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The project's classifier on images in [-1, 1]: (predicted digit, class probabilities); (None, None) when
+    the classifier cannot be loaded (``judged`` False)."""
+    if not judged:
+        return None, None
     clf = pretrained(CLASSIFIER).model
     pred, feats = classify(clf, images)
     return pred.numpy(), clf.head(feats).softmax(1).numpy()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def generate(digit: str, w: float, method: str, steps: int, n: int, seed: int) -> dict:
+def generate(digit: str, w: float, method: str, steps: int, n: int, seed: int, judged: bool = True) -> dict:
     """n digits from x_T ~ N(0, I) (seed) with ``method``; the first N_ANIM digits' x_t and x0 prediction at up to
-    N_FRAMES steps of the same run (recorded by the callback, so the other digits keep no trajectory)."""
+    N_FRAMES steps of the same run (recorded by the callback, so the other digits keep no trajectory). ``judged``:
+    whether the classifier reads them (False while its file cannot be loaded: "pred" is None)."""
     p = pretrained(MODEL)
     y = grid_labels(digit, n)
     x_T = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
@@ -125,7 +137,7 @@ def generate(digit: str, w: float, method: str, steps: int, n: int, seed: int) -
     x0 = traj.x0
     diverged = int((~torch.isfinite(x0).flatten(1).all(1) | (x0.flatten(1).abs().amax(1) > 3)).sum())
     images = torch.nan_to_num(x0, nan=0.0).clamp(-1, 1)
-    pred, _ = judge(images)
+    pred, _ = judge(images, judged)
     idx = traj.frame_indices(N_FRAMES)
     anim_x = torch.stack([*xs, images[:N_ANIM]])[idx]
     anim_x0 = torch.stack([*x0s, images[:N_ANIM]])[idx]  # the sample is its own "prediction"
@@ -137,10 +149,10 @@ def generate(digit: str, w: float, method: str, steps: int, n: int, seed: int) -
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def guidance_sweep(label: int, seed: int) -> dict:
+def guidance_sweep(label: int, seed: int, judged: bool = True) -> dict:
     """SWEEP_ROWS noises x_T, each sampled at every w of SWEEP_W (DDIM, SWEEP_STEPS steps, deterministic): the
-    same noise across a row. Fidelity: the classifier's mean probability of ``label``; diversity: the mean RMS
-    pixel distance between the samples of one w."""
+    same noise across a row. Fidelity: the classifier's mean probability of ``label`` (None unless ``judged``);
+    diversity: the mean RMS pixel distance between the samples of one w."""
     p = pretrained(MODEL)
     x_T = torch.randn(SWEEP_ROWS, 1, 28, 28, generator=torch.Generator().manual_seed(seed + 2))
     k = len(SWEEP_W)
@@ -150,14 +162,13 @@ def guidance_sweep(label: int, seed: int) -> dict:
     traj = sample(RowwiseGuidance(p.model, w), p.schedule, x_T, method="ddim", steps=SWEEP_STEPS, y=y,
                   keep_trajectory=False)
     images = torch.nan_to_num(traj.x0, nan=0.0).clamp(-1, 1)
-    pred, probs = judge(images)
-    p_label = probs[:, label].reshape(SWEEP_ROWS, k)
+    pred, probs = judge(images, judged)
+    fidelity = None if probs is None else probs[:, label].reshape(SWEEP_ROWS, k).mean(0)
     x = images.reshape(SWEEP_ROWS, k, -1).transpose(0, 1)  # (w, rows, pixels)
     pairs = [(i, j) for i in range(SWEEP_ROWS) for j in range(i + 1, SWEEP_ROWS)]
     diversity = [float(np.mean([((x[c, i] - x[c, j]) ** 2).mean().sqrt().item() for i, j in pairs]))
                  for c in range(k)]
-    return {"images": plots.to_uint8(images), "pred": pred, "fidelity": p_label.mean(0),
-            "diversity": np.array(diversity)}
+    return {"images": plots.to_uint8(images), "pred": pred, "fidelity": fidelity, "diversity": np.array(diversity)}
 
 
 @st.cache_resource(max_entries=1, show_spinner="Reading the MNIST test digits (once per server)...")
@@ -197,89 +208,113 @@ def fmt_seconds(s: float) -> str:
 
 # --- the grid -------------------------------------------------------------------------------------------------------
 
-labels_now = grid_labels(digit, n)
-guided = labels_now is not None and w not in (0.0, 1.0)
-nfe_est = steps * (2 if method in ("ode_heun", "predictor_corrector") else 1)
-estimate = n * nfe_est * MS_PER_DIGIT_STEP * (1 if guided else 0.5) / 1000
-with st.spinner(f"Sampling {n} digits with {sampling.METHOD_LABELS[method]}, {steps} steps"
-                + (f" (about {fmt_seconds(estimate)} on a 2-core CPU)..." if estimate > 2 else "...")):
-    run = generate(digit, float(w), method, int(steps), int(n), int(seed))
+# A damaged shipped file costs only the sections that need it: the forward process, the evaluation and the
+# benchmarks below need neither the model nor the classifier.
+model_problem, judge_problem = pretrained_problem(MODEL), pretrained_problem(CLASSIFIER)
+judged = judge_problem is None
+if judge_problem:
+    broken_model_notice(CLASSIFIER, judge_problem, "The digits below are drawn without the classifier's reading.")
 
-left, right = st.columns([4, 1], gap="medium")
-with left:
-    if run["labels"] is None:
-        captions, colors = [str(d) for d in run["pred"]], None
-    else:
-        ok_ = run["pred"] == run["labels"]
-        captions = [f"{d} ✓" if good else f"{d} ✗" for d, good in zip(run["pred"], ok_, strict=True)]
-        colors = [plots.CAPTION_COLOR if good else plots.WRONG_COLOR for good in ok_]
-    plots.show(plots.image_grid(run["images"], COLS, captions, colors, width_px=1000), key="mnist_grid")
-with right:
-    st.metric("NFE", run["nfe"], help="Evaluations of the guided denoiser; with guidance each is one batch of "
-              "2 × digits (conditional and unconditional).")
-    st.metric("Wall time", fmt_seconds(run["seconds"]), help="The sample() call on this server, when it ran "
-              "(results are cached, so a revisit is instant).")
-    if run["labels"] is not None:
-        agree = int((run["pred"] == run["labels"]).sum())
-        st.metric("Classifier agrees", f"{agree}/{n}", help="Digits the project's classifier reads as the "
-                  "requested one (test accuracy on real digits: about 98%).")
-    else:
-        st.metric("Digits present", f"{len(set(run['pred'].tolist()))}/10", help="Distinct classes the classifier "
-                  "finds among the unconditional samples.")
-read = "✓ the requested digit, ✗ another" if run["labels"] is not None else "no digit was requested"
-st.caption(f"Under each digit: what the project's classifier reads ({read}). "
-           f"{sampling.METHOD_LABELS[method]} ({sampling.METHOD_PAPERS[method]}), {run['steps']} steps"
-           + (f", guidance w = {w:g}" if labels_now is not None else ", unconditional (y = ∅)")
-           + f". Model: {MODEL}, {pretrained(MODEL).schedule.name} schedule, T = {pretrained(MODEL).schedule.T}; "
-           f"trained on {pretrained(MODEL).config.get('data', {}).get('source', 'MNIST')}.")
-if run["diverged"]:
-    why = "too few steps for this sampler on this model: raise the steps."
-    st.warning(f"{run['diverged']} of {n} samples diverged (pixel values far outside [−1, 1]): {why}",
-               icon=":material/warning:")
 
-# --- the denoising, animated --------------------------------------------------------------------------------------
+def sample_sections() -> None:
+    """The grid, the animation and the guidance sweep: everything that samples the model."""
+    labels_now = grid_labels(digit, n)
+    guided = labels_now is not None and w not in (0.0, 1.0)
+    nfe_est = steps * (2 if method in ("ode_heun", "predictor_corrector") else 1)
+    estimate = n * nfe_est * MS_PER_DIGIT_STEP * (1 if guided else 0.5) / 1000
+    with st.spinner(f"Sampling {n} digits with {sampling.METHOD_LABELS[method]}, {steps} steps"
+                    + (f" (about {fmt_seconds(estimate)} on a 2-core CPU)..." if estimate > 2 else "...")):
+        run = generate(digit, float(w), method, int(steps), int(n), int(seed), judged)
 
-st.subheader("Denoising, step by step")
-labels_anim = [sampling.frame_label(run, k) for k in range(len(run["frame_idx"]))]
-fig = plots.animated_image_pair(run["anim_x"], run["anim_x0"], labels_anim,
-                                ("x_t: where the sampler is", "x̂₀(x_t): the model's guess of the finished digit"),
-                                cols=N_ANIM)
-plots.show(fig, key="mnist_animation")
-st.caption(f"The first {N_ANIM} digits of the grid, from the same run: {len(labels_anim)} of {run['steps'] + 1} "
-           "states; press ▶ or drag the slider. x_t is drawn clipped to [−1, 1]. The guess x̂₀ is a blurred, "
-           "noisy digit while t is large and is sharp long before x_t is clean.")
+    left, right = st.columns([4, 1], gap="medium")
+    with left:
+        if run["pred"] is None:
+            captions, colors = None, None
+        elif run["labels"] is None:
+            captions, colors = [str(d) for d in run["pred"]], None
+        else:
+            ok_ = run["pred"] == run["labels"]
+            captions = [f"{d} ✓" if good else f"{d} ✗" for d, good in zip(run["pred"], ok_, strict=True)]
+            colors = [plots.CAPTION_COLOR if good else plots.WRONG_COLOR for good in ok_]
+        plots.show(plots.image_grid(run["images"], COLS, captions, colors, width_px=1000), key="mnist_grid")
+    with right:
+        st.metric("NFE", run["nfe"], help="Evaluations of the guided denoiser; with guidance each is one batch of "
+                  "2 × digits (conditional and unconditional).")
+        st.metric("Wall time", fmt_seconds(run["seconds"]), help="The sample() call on this server, when it ran "
+                  "(results are cached, so a revisit is instant).")
+        if run["pred"] is not None and run["labels"] is not None:
+            agree = int((run["pred"] == run["labels"]).sum())
+            st.metric("Classifier agrees", f"{agree}/{n}", help="Digits the project's classifier reads as the "
+                      "requested one (test accuracy on real digits: about 98%).")
+        elif run["pred"] is not None:
+            st.metric("Digits present", f"{len(set(run['pred'].tolist()))}/10", help="Distinct classes the classifier "
+                      "finds among the unconditional samples.")
+    read = "✓ the requested digit, ✗ another" if run["labels"] is not None else "no digit was requested"
+    p = pretrained(MODEL)
+    st.caption((f"Under each digit: what the project's classifier reads ({read}). " if judged else "")
+               + f"{sampling.METHOD_LABELS[method]} ({sampling.METHOD_PAPERS[method]}), {run['steps']} steps"
+               + (f", guidance w = {w:g}" if labels_now is not None else ", unconditional (y = ∅)")
+               + f". Model: {MODEL}, {p.schedule.name} schedule, T = {p.schedule.T}; "
+               f"trained on {p.config.get('data', {}).get('source', 'MNIST')}.")
+    if run["diverged"]:
+        why = "too few steps for this sampler on this model: raise the steps."
+        st.warning(f"{run['diverged']} of {n} samples diverged (pixel values far outside [−1, 1]): {why}",
+                   icon=":material/warning:")
 
-# --- guidance sweep ---------------------------------------------------------------------------------------------
+    # --- the denoising, animated --------------------------------------------------------------------------------------
 
-st.subheader("Guidance sweep: fidelity against diversity")
-sweep_label = int(digit) if digit.isdigit() else seed % 10
-with st.spinner("Sampling the guidance sweep..."):
-    sw = guidance_sweep(sweep_label, int(seed))
-cols = st.columns([3, 1], gap="medium")
-with cols[0]:
-    titles = [f"w = {v:g}" + (" (∅)" if v == 0 else " (p(x|y))" if v == 1 else "") for v in SWEEP_W]
-    good = sw["pred"] == sweep_label
-    plots.show(plots.image_grid(sw["images"], len(SWEEP_W),
-                                [f"{d} ✓" if g else f"{d} ✗" for d, g in zip(sw["pred"], good, strict=True)],
-                                [plots.CAPTION_COLOR if g else plots.WRONG_COLOR for g in good], col_titles=titles,
-                                width_px=560), key="mnist_sweep")
-with cols[1]:
-    k = len(SWEEP_W)
-    df = pd.DataFrame({"w": list(SWEEP_W) * 2, "quantity": ["fidelity"] * k + ["diversity"] * k,
-                       "value": np.concatenate([sw["fidelity"], sw["diversity"]])})
-    chart = alt.Chart(df, height=300).mark_line(point=True, strokeWidth=2).encode(
-        x=alt.X("w:Q", title="guidance scale w"),
-        y=alt.Y("value:Q", title=None, scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("quantity:N", scale=alt.Scale(domain=["fidelity", "diversity"], range=SWEEP_COLORS),
-                        legend=alt.Legend(orient="top", title=None)),
-        tooltip=[alt.Tooltip("quantity:N"), alt.Tooltip("w:Q"), alt.Tooltip("value:Q", format=".3f")])
-    st.altair_chart(chart, width="stretch")
-st.caption(f"Digit {sweep_label}" + ("" if digit.isdigit() else " (the seed's last digit: pick a digit above to "
-                                                                  "choose it)")
-           + f"; each row one noise x_T, the same in every column; DDIM, {SWEEP_STEPS} steps (fixed, to keep the "
-           "row fast). Chart, fidelity: the classifier's mean probability of the digit over the "
-           f"{SWEEP_ROWS} rows; diversity: the mean RMS distance between two samples of a column, in pixel units of "
-           "[−1, 1]. All columns run as one batch, each row with its own w.")
+    st.subheader("Denoising, step by step")
+    labels_anim = [sampling.frame_label(run, k) for k in range(len(run["frame_idx"]))]
+    fig = plots.animated_image_pair(run["anim_x"], run["anim_x0"], labels_anim,
+                                    ("x_t: where the sampler is", "x̂₀(x_t): the model's guess of the finished digit"),
+                                    cols=N_ANIM)
+    plots.show(fig, key="mnist_animation")
+    st.caption(f"The first {N_ANIM} digits of the grid, from the same run: {len(labels_anim)} of {run['steps'] + 1} "
+               "states; press ▶ or drag the slider. x_t is drawn clipped to [−1, 1]. The guess x̂₀ is a blurred, "
+               "noisy digit while t is large and is sharp long before x_t is clean.")
+
+    # --- guidance sweep ---------------------------------------------------------------------------------------------
+
+    st.subheader("Guidance sweep: fidelity against diversity")
+    sweep_label = int(digit) if digit.isdigit() else seed % 10
+    with st.spinner("Sampling the guidance sweep..."):
+        sw = guidance_sweep(sweep_label, int(seed), judged)
+    cols = st.columns([3, 1], gap="medium")
+    with cols[0]:
+        titles = [f"w = {v:g}" + (" (∅)" if v == 0 else " (p(x|y))" if v == 1 else "") for v in SWEEP_W]
+        good = None if sw["pred"] is None else sw["pred"] == sweep_label
+        plots.show(plots.image_grid(sw["images"], len(SWEEP_W),
+                                    None if good is None else
+                                    [f"{d} ✓" if g else f"{d} ✗" for d, g in zip(sw["pred"], good, strict=True)],
+                                    None if good is None else
+                                    [plots.CAPTION_COLOR if g else plots.WRONG_COLOR for g in good], col_titles=titles,
+                                    width_px=560), key="mnist_sweep")
+    with cols[1]:
+        k = len(SWEEP_W)
+        curves = {"fidelity": sw["fidelity"], "diversity": sw["diversity"]}
+        curves = {q: v for q, v in curves.items() if v is not None}  # no fidelity without the classifier
+        df = pd.DataFrame({"w": list(SWEEP_W) * len(curves), "quantity": [q for q in curves for _ in range(k)],
+                           "value": np.concatenate(list(curves.values()))})
+        chart = alt.Chart(df, height=300).mark_line(point=True, strokeWidth=2).encode(
+            x=alt.X("w:Q", title="guidance scale w"),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("quantity:N", scale=alt.Scale(domain=["fidelity", "diversity"], range=SWEEP_COLORS),
+                            legend=alt.Legend(orient="top", title=None)),
+            tooltip=[alt.Tooltip("quantity:N"), alt.Tooltip("w:Q"), alt.Tooltip("value:Q", format=".3f")])
+        st.altair_chart(chart, width="stretch")
+    st.caption(f"Digit {sweep_label}" + ("" if digit.isdigit() else " (the seed's last digit: pick a digit above to "
+                                                                      "choose it)")
+               + f"; each row one noise x_T, the same in every column; DDIM, {SWEEP_STEPS} steps (fixed, to keep the "
+               "row fast). Chart, fidelity: the classifier's mean probability of the digit over the "
+               f"{SWEEP_ROWS} rows; diversity: the mean RMS distance between two samples of a column, in pixel units "
+               "of [−1, 1]. All columns run as one batch, each row with its own w.")
+
+
+if model_problem is None:
+    sample_sections()
+else:
+    broken_model_notice(MODEL, model_problem, "The samples, the denoising and the guidance sweep need it; the "
+                                              "forward process, the evaluation and the benchmarks below do not.")
 
 # --- the forward process on a real digit -----------------------------------------------------------------------
 
@@ -287,7 +322,8 @@ st.subheader("The forward process on a real digit")
 fwd = forward_rows(digit, int(seed))
 k = len(FORWARD_T)
 caps = [f"√ᾱ {math.sqrt(a):.2f}" for a in fwd["alpha_bar"].ravel()]
-rows = [f"{name}" + (" (the model's)" if name == pretrained(MODEL).schedule.name else "") for name in SCHEDULES]
+model_schedule = pretrained(MODEL).schedule.name if model_problem is None else None
+rows = [f"{name}" + (" (the model's)" if name == model_schedule else "") for name in SCHEDULES]
 plots.show(plots.image_grid(fwd["images"].reshape(-1, 28, 28), k, caps, col_titles=[f"t = {t}" for t in FORWARD_T],
                             row_titles=rows, width_px=1000, left_px=130), key="mnist_forward")
 st.caption(f"Test digit #{fwd['index']} (a {fwd['label']}), run through q(x_t | x_{{t−1}}) of each schedule with T = "

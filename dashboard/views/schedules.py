@@ -105,7 +105,10 @@ for col, name in zip(st.columns(4, gap="medium"), ("linear", "cosine", "sigmoid"
             st.error(f"{name}: {err}", icon=":material/error:")
             continue
         ab_T = float(schedules[name].alpha_bars[-1])
-        log_snr = fmt_num(math.log10(ab_T / (1 - ab_T))) if 0 < ab_T < 1 else "-inf"
+        # From the engine's log SNR (sum of log(1 - beta)): with betas below 1e-16, alpha_bar_T rounds to 1 in
+        # float64, yet SNR(T) is large and finite, never -inf
+        log10_snr = float(schedules[name].log_snr[-1]) / math.log(10)
+        log_snr = fmt_num(log10_snr) if math.isfinite(log10_snr) else ("+inf" if log10_snr > 0 else "-inf")
         st.metric(f"{name}: ᾱ_T", fmt_num(ab_T), delta=f"log₁₀ SNR(T) = {log_snr}", delta_color="off",
                   delta_arrow="off",
                   help="ᾱ_T is the data's share of x_T's variance; SNR(T) = ᾱ_T / (1 − ᾱ_T). "

@@ -2,6 +2,7 @@
 where they differ, Langevin dynamics on the field, and the model's exact likelihood (PF-ODE) beside the ELBO."""
 
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,8 @@ N_LOSS = 4000  # x_t samples for the loss at t
 FLOW_STEPS = 14
 LL_BATCH = 64  # data points for the ELBO vs ODE numbers
 LL_RTOL = 1e-4  # PF-ODE tolerance for the map (the numbers use the engine's 1e-5)
+LL_CHUNK_POINTS = 250  # the map's ODE runs on this many grid points (whole rows) at a time, each chunk adapting its
+# own steps: a small grid is one solve, a stiff corner of a large one slows only its chunk
 
 page_header(
     "Score field",
@@ -292,47 +295,74 @@ with kc[0]:
     ll_n = ui.slider("Likelihood grid (points per side)", "lln", 10, 30, 25, step=1)
 with kc[1]:
     st.write("")
-    compute = ui.toggle(f"Compute the likelihood ({ll_n}×{ll_n} grid and {LL_BATCH} data points; about 10-20 s "
-                        "the first time, then cached)", "ll", False)
+    rows_needed = 2 if mixture else 1
+    most = score_field.LL_MAP_BUDGET_S + rows_needed * score_field.LL_NUMBERS_BUDGET_S
+    compute = ui.toggle(f"Compute the likelihood ({ll_n}×{ll_n} grid and {LL_BATCH} data points; at most {most:.0f} s "
+                        "the first time, then cached; switch off to stop)", "ll", False)
 
 
 def _bar(text: str):
     bar = st.progress(0.0, text=text)
-    return bar, lambda frac, phase: bar.progress(min(frac, 1.0), text=f"{text} ({phase}: {100 * frac:.0f}%)")
+    return bar, lambda frac, phase: bar.progress(min(frac, 1.0), text=f"{text} ({phase}: {100 * frac:.0f}%; "
+                                                                      "switch the toggle off to stop)")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def likelihood_map(token: str, n: int) -> np.ndarray:
-    """log p_theta on the n x n grid through the PF-ODE (nats), with a progress bar while it runs."""
+def likelihood_map(token: str, n: int) -> tuple[np.ndarray, float]:
+    """log p_theta on the n x n grid through the PF-ODE (nats) and the seconds it took. Solved in chunks of whole
+    rows (about LL_CHUNK_POINTS points) until score_field.LL_MAP_BUDGET_S; rows not reached are NaN. A progress bar
+    runs meanwhile."""
     m = resolve(token)
     bar, progress = _bar(f"PF-ODE log-likelihood of the learned model on the {n}×{n} grid")
     x = torch.from_numpy(score_field.grid(n, LIM)[1])
-    model = score_field.ProgressEps(m.eps_model, m.schedule.T, progress)
-    ll = ode_log_likelihood_with_stats(model, m.schedule, x, rtol=LL_RTOL, atol=LL_RTOL).log_prob
+    out = np.full(n * n, np.nan)
+    t0 = time.perf_counter()
+    chunk = max(1, LL_CHUNK_POINTS // n)  # rows per solve
+    starts = range(0, n, chunk)
+    for i, r0 in enumerate(starts):
+        rows = slice(r0 * n, min(r0 + chunk, n) * n)
+        model = score_field.ProgressEps(m.eps_model, m.schedule.T,
+                                        lambda f, ph, i=i: progress((i + f) / len(starts), ph),
+                                        deadline=t0 + score_field.LL_MAP_BUDGET_S)
+        try:
+            out[rows] = ode_log_likelihood_with_stats(model, m.schedule, x[rows], rtol=LL_RTOL,
+                                                      atol=LL_RTOL).log_prob.numpy()
+        except score_field.BudgetExceeded:
+            break
     bar.empty()
-    return ll.numpy().reshape(n, n)
+    return out.reshape(n, n), time.perf_counter() - t0
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def likelihood_numbers(token: str, exact: bool, n: int, seed: int) -> dict[str, float]:
-    """ELBO and PF-ODE log-likelihood per dimension, averaged over n data points (compare_with_elbo)."""
+    """ELBO and PF-ODE log-likelihood per dimension, averaged over n data points (compare_with_elbo), and the
+    seconds taken; NaN numbers when score_field.LL_NUMBERS_BUDGET_S ran out first."""
     m = resolve(token, exact)
     who = "the exact score" if exact else "the learned model"
     bar, progress = _bar(f"ELBO and PF-ODE log-likelihood of {who} on {n} data points")
     x0 = torch.from_numpy(clean_data(token, n, seed + 6))
-    model = score_field.ProgressEps(m.eps_model, m.schedule.T, progress, phases=("ode", "elbo"))
-    r = compare_with_elbo(model, m.schedule, x0, generator=torch.Generator().manual_seed(seed + 7))
+    t0 = time.perf_counter()
+    model = score_field.ProgressEps(m.eps_model, m.schedule.T, progress, phases=("ode", "elbo"),
+                                    deadline=t0 + score_field.LL_NUMBERS_BUDGET_S)
+    try:
+        r = compare_with_elbo(model, m.schedule, x0, generator=torch.Generator().manual_seed(seed + 7))
+    except score_field.BudgetExceeded as stop:
+        bar.empty()
+        return {"elbo": math.nan, "ode": math.nan, "nfe": None, "seconds": time.perf_counter() - t0,
+                "done": stop.done}
     bar.empty()
-    return {"elbo": float(r.elbo_per_dim.mean()), "ode": float(r.ode_per_dim.mean()), "nfe": r.ode_nfe}
+    return {"elbo": float(r.elbo_per_dim.mean()), "ode": float(r.ode_per_dim.mean()), "nfe": r.ode_nfe,
+            "seconds": time.perf_counter() - t0, "done": 1.0}
 
 
 if compute:
     gx, gpts = score_field.grid(ll_n, LIM)
-    model_ll = likelihood_map(choice.token, ll_n)
+    model_ll, map_seconds = likelihood_map(choice.token, ll_n)
+    rows_done = int(np.isfinite(model_ll).all(axis=1).sum())
     lo_clip = 14.0  # nats below the peak: the colour scale's range
     if mixture:
         true_ll = toy_mixture(choice.toy).log_prob(torch.from_numpy(gpts).double()).numpy().reshape(ll_n, ll_n)
-        top = float(max(true_ll.max(), model_ll.max()))
+        top = float(max(true_ll.max(), np.nanmax(model_ll, initial=-np.inf)))
         diff = np.where(true_ll > top - lo_clip, model_ll - true_ll, np.nan)
         lo, top_clip = top - lo_clip, top
         ll_panels = [
@@ -344,15 +374,21 @@ if compute:
                 gx, np.clip(diff, -3, 3), "difference", "RdBu", -3, 3, "nats", zmid=0.0)]),
         ]
     else:
-        top = float(model_ll.max())
+        top = float(np.nanmax(model_ll, initial=0.0))
         lo = top - lo_clip
         ll_panels = [score_field.Panel("learned log p_θ(x_0) (PF-ODE)", [
             score_field.heatmap_trace(gx, np.maximum(model_ll, lo), "log p", "Viridis", lo, top, "nats"),
             score_field.points_trace(clean_data(choice.token, 500, seed), "#f9fafb", "data", 2.5, 0.6)])]
     plots.show(score_field.panels_figure(ll_panels, LIM, height=360), key="likelihood_map")
     st.caption(f"{ll_n}×{ll_n} grid on [−{LIM:g}, {LIM:g}]², ODE tolerance {LL_RTOL:g}; colours cover "
-               f"{lo_clip:g} nats below the peak" + ("; the difference is blank where q is below that range."
-                                                      if mixture else "."))
+               f"{lo_clip:g} nats below the peak" + ("; the difference is blank where q is below that range"
+                                                      if mixture else "") + f". Computed in {map_seconds:.1f} s.")
+    if rows_done < ll_n:
+        st.warning(f"The map stopped at its {score_field.LL_MAP_BUDGET_S:g} s budget with {rows_done} of {ll_n} rows "
+                   "done (blank above them): this model's probability-flow ODE needs many small steps (a model "
+                   "that memorised a few points has a stiff flow), or the server is busy. A smaller grid finishes "
+                   "sooner.",
+                   icon=":material/timer:")
 
     rows = [("learned ε_θ", likelihood_numbers(choice.token, False, LL_BATCH, seed))]
     if mixture:
@@ -362,7 +398,13 @@ if compute:
         "ELBO (nats/dim)": [r[1]["elbo"] for r in rows],
         "PF-ODE log-likelihood (nats/dim)": [r[1]["ode"] for r in rows],
         "ODE evaluations": [r[1]["nfe"] for r in rows],
+        "seconds": [round(r[1]["seconds"], 1) for r in rows],
     })
+    for name, r in rows:
+        if r["nfe"] is None:
+            st.warning(f"{name}: not done within its {score_field.LL_NUMBERS_BUDGET_S:g} s budget "
+                       f"({100 * r['done']:.0f}% of the ODE and the ELBO's T network calls); its cells are empty.",
+                       icon=":material/timer:")
     st.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.4f")
                                                         for c in table.columns[1:3]})
     note = ""

@@ -3,24 +3,23 @@ curve, sample snapshots, a stop button; the result is usable on every other page
 
 import numpy as np
 import streamlit as st
-import torch
 
-from core.checkpoints import Pretrained
 from core.data.toy2d import PointCloudError, load_points, standardise
-from core.evaluate import evaluate_2d, sample_2d
+from core.evaluate import evaluate_2d
 from core.train_2d import DEFAULT_2D_TRAIN, DEFAULT_MLP, train_ddpm_2d
-from core.training import TrainConfig, train
+from core.training import train
+from dashboard.jobs import recipes
+from dashboard.jobs.runner import ACTIVE, RUNNING
 from dashboard.ui import background, plots, sitemap
 from dashboard.ui import train as live
 from dashboard.ui.fmt import fmt_num, toy_label
 from dashboard.ui.header import page_header, show_code
-from dashboard.ui.loaders import TOYS, build_schedule, toy_points
-from dashboard.ui.models import adopt_trained_model, session_models
+from dashboard.ui.loaders import TOYS, build_schedule
+from dashboard.ui.models import adopt_trained_model, last_trained_run, session_capacity_notice, session_models
 from dashboard.ui.terminal_snr import terminal_noise_warning
 from dashboard.ui.widgets import UrlWidgets
 
-N_SAMPLES = 2000  # final samples and quality metrics
-SNAPSHOT_N = 500
+N_SAMPLES, SNAPSHOT_N = live.N_SAMPLES, live.SNAPSHOT_N  # final samples and metrics; points per snapshot
 SCHEDULES = ("cosine", "linear", "sigmoid", "quadratic")
 POINTS = "points"  # the Data option for the user's own point cloud
 
@@ -39,7 +38,7 @@ page_header(
     code=[train_ddpm_2d, train],
 )
 
-adopt_trained_model()  # first, a model whose training a click has just stopped
+adopt_trained_model()  # first, the model of a job that has just finished
 ui = UrlWidgets("train")
 c = st.columns([3, 2, 4, 2])
 with c[0]:
@@ -75,18 +74,38 @@ def parse_points(raw: bytes) -> tuple[np.ndarray, list[float], float]:
 
 points = None  # (n, 2) standardised user points, when valid
 source = ""
+# Widget state is dropped when the student visits another page; the points are kept in these keys instead, so
+# they are still here on the way back (an upload: its bytes, at most server.maxUploadSize = 5 MB per tab).
+PASTE_KEPT, UPLOAD_KEPT = "train.paste_kept", "train.upload_kept"
 if data_name == POINTS:
+    state = st.session_state
+    if "train.paste" not in state and PASTE_KEPT in state:
+        state["train.paste"] = state[PASTE_KEPT]
+    revisit = "train.upload" not in state  # the uploader is empty after a page visit, not because it was cleared
     up, paste = st.columns(2)
     with up:
         uploaded = st.file_uploader("Upload a CSV of x, y points", type=["csv", "txt", "tsv"], key="train.upload",
                                     help="one point per line; an optional header row; separated by comma, "
                                          "semicolon, tab or spaces; at most 100,000 points")
+        if uploaded is not None:
+            state[UPLOAD_KEPT] = (uploaded.name, uploaded.getvalue())
+        elif not revisit:  # the student removed the file
+            state.pop(UPLOAD_KEPT, None)
+        kept = state.get(UPLOAD_KEPT)
+        if uploaded is None and kept is not None:
+            st.caption(f"Using **{kept[0]}**, uploaded earlier in this tab.")
+            if st.button("Forget this file", key="train.forget_upload", icon=":material/close:"):
+                state.pop(UPLOAD_KEPT, None)
+                st.rerun()
     with paste:
         pasted = st.text_area("... or paste points, one x, y per line", key="train.paste", height=120,
                               placeholder="x,y\n0.12,-1.5\n0.80,0.33\n...")
+        state[PASTE_KEPT] = pasted
     raw = None
-    if uploaded is not None:
-        raw, source = uploaded.getvalue(), f"uploaded file {uploaded.name}"
+    if kept is not None:
+        raw, source = kept[1], f"uploaded file {kept[0]}"
+        if pasted and pasted.strip():
+            st.caption("The uploaded file is used; remove it to train on the pasted points.")
     elif pasted and pasted.strip():
         raw, source = pasted.encode("utf-8"), "pasted points"
     if raw is None:
@@ -98,12 +117,15 @@ if data_name == POINTS:
             st.error(f"Cannot use these points: {err}", icon=":material/error:")
         else:
             st.success(f"{len(points):,} points from {source}, standardised to mean 0 and unit spread "
-                       f"(mean ({mean[0]:.3g}, {mean[1]:.3g}), scale {scale:.3g}).", icon=":material/check:")
+                       f"(mean ({mean[0]:.6g}, {mean[1]:.6g}), scale {scale:.3g}).", icon=":material/check:")
+session_capacity_notice()  # dashboard.ui.models: the Model lists are full, and which model the next one replaces
 
 ready = data_name != POINTS or points is not None
-go = st.button("Train", type="primary", icon=":material/play_arrow:", key="train.go", disabled=not ready,
-               help="training runs only when you press this; any click during training stops it (the model so far "
-                    "is kept)")
+active = background.current(live.JOB)
+busy = active is not None and active.status in ACTIVE
+go = st.button("Train", type="primary", icon=":material/play_arrow:", key="train.go", disabled=not ready or busy,
+               help="queues a training job on the server (one per browser tab); it runs in a worker process while "
+                    "you browse, and its model joins every Model list in this tab")
 
 
 LOSS_COLORS = {"loss": "#c7d2fe", "moving average": "#4f46e5"}
@@ -116,92 +138,47 @@ def loss_chart(losses: list[float], height: int = 300):
                             y_title="L_simple (log scale)", log_y=True, colors=LOSS_COLORS, height=height)
 
 
-def data_points(n: int) -> np.ndarray:
-    if data_name == POINTS:
-        idx = torch.randperm(len(points), generator=torch.Generator().manual_seed(seed))[:n].numpy()
-        return points[idx]
-    return toy_points(data_name, n, seed)
-
-
-if go and ready:
-    cfg = TrainConfig(steps=steps, batch_size=DEFAULT_2D_TRAIN.batch_size, lr=DEFAULT_2D_TRAIN.lr,
-                      time_budget_s=float(budget), seed=seed)
+if go and ready and not busy:
+    cfg = live.default_config(steps, budget, seed)
     mlp = {**DEFAULT_MLP, "width": width}
-    overlay = data_points(SNAPSHOT_N)
-    box_view = st.empty()
-    with box_view.container(border=True):
-        bar = background.stop_button("Stop training", key="train.stop").progress(0.0, text="Starting...")
-        left, right = st.columns(2)
-        loss_slot, snap_slot = left.empty(), right.empty()
-    shown = {"snapshots": 0, "updates": 0, "chart_at": -1.0}
+    if data_name == POINTS:
+        data = points
+        data_config = {"kind": "points", "source": source, "n": len(points), "mean": mean, "scale": scale,
+                       "points": np.round(points, 5).tolist()}
+    else:
+        data, data_config = data_name, {"kind": "toy", "name": data_name, "source": "core.data.toy2d (generated)"}
+    settings = dict(data=data_name, schedule=schedule_name, T=T, width=width, steps=steps, seed=seed, source=source)
+    label = f"{'your points' if data_name == POINTS else toy_label(data_name)}, {schedule_name} T={T}"
+    spec = live.job_spec(data, data_config, schedule, cfg, mlp, settings)
+    if background.start(live.JOB, "train_2d", spec, label=label, expected_s=live.expected_seconds(steps)):
+        st.rerun()  # redraw with the Train button disabled and the job's panel
 
-    def on_update(info: dict, losses: list[float], snapshots: list[live.Snapshot]) -> None:
-        shown["updates"] += 1
-        bar.progress(info["step"] / info["steps"], text=f"step {info['step']:,} of {info['steps']:,} · loss "
-                     f"{info['loss']:.4f} · {info['seconds']:.1f} s  (any click stops training and keeps the model)")
-        if info["seconds"] - shown["chart_at"] >= 1.0 or info["step"] == info["steps"]:  # charts cost a little
-            shown["chart_at"] = info["seconds"]
-            loss_slot.altair_chart(loss_chart(losses), width="stretch", key=f"train.live_loss.{shown['updates']}")
-        if len(snapshots) > shown["snapshots"]:
-            shown["snapshots"] = len(snapshots)
-            snap = snapshots[-1]
-            fig = plots.scatter_panels([plots.Panel(f"DDIM-20 samples at step {snap.step:,}", snap.points,
-                                                    overlay=overlay)], height=300)
-            snap_slot.plotly_chart(fig, config=plots.PLOTLY_CONFIG, width="stretch",
-                                   key=f"train.live_snap.{shown['updates']}")
 
-    data = data_name if data_name != POINTS else torch.from_numpy(points)
-    final_data = data_points(N_SAMPLES)  # before training: a stopped run may make no st.* call (cached ones too)
-    box = background.mailbox(live.JOB)
-    with background.in_progress(box):
-        run = live.train_live(data, schedule, cfg, mlp, on_update, snapshot_every=max(100, round(steps / 10, -2)),
-                              snapshot_n=SNAPSHOT_N, seed=seed)
-        # Plain Python from here to the end of the block: if a click stopped training, Streamlit is already
-        # running the page again, and that run adopts what we leave in the mailbox.
-        result, config = run.result, run.config
-        if data_name == POINTS:
-            config["data"] = {"kind": "points", "source": source, "n": len(points), "mean": mean, "scale": scale,
-                              "points": np.round(points, 5).tolist()}
-        else:
-            config["data"] = {"kind": "toy", "name": data_name, "source": "core.data.toy2d (generated)"}
-        if result.steps:
-            name = "your points" if data_name == POINTS else toy_label(data_name)
-            label = f"{name}, {schedule_name} T={T}, {result.steps:,} steps"
-            if result.stop_reason != "steps":
-                label += " (stopped early)"
-            model = result.ema_model.eval().requires_grad_(False)
-            box["done"] = (live.TrainedRun(
-                label=label, losses=run.losses, snapshots=run.snapshots, message=result.message,
-                stop_reason=result.stop_reason, steps=result.steps, seconds=result.seconds,
-                settings=dict(data=data_name, schedule=schedule_name, T=T, width=width, steps=steps, seed=seed,
-                              source=source), data_points=final_data,
-                toy=None if data_name == POINTS else data_name, files=live.checkpoint_bytes(model, config)),
-                Pretrained(model=model, schedule=schedule, config=config))
-    if run.interrupt is not None:  # the click that stopped training: hand it back to Streamlit
-        raise run.interrupt
-    box_view.empty()
-    if not result.steps:
-        st.warning(f"No model: {result.message}", icon=":material/warning:")
+def live_view(job) -> None:
+    """The running job's loss so far and its latest snapshot (redrawn every second by the follow fragment)."""
+    if job.status != RUNNING or not job.losses:
+        return
+    left, right = st.columns(2)
+    left.altair_chart(loss_chart(job.losses), width="stretch", key="train.live_loss")
+    if job.snapshots:
+        snap = job.snapshots[-1]
+        overlay = live.overlay_points(job.spec, live.SNAPSHOT_N)
+        fig = plots.scatter_panels([plots.Panel(f"DDIM-20 samples at step {snap['step']:,}", snap["points"],
+                                                overlay=overlay)], height=300)
+        with right:
+            plots.show(fig, key="train.live_snap")
+
+
+background.follow(live.JOB, live_view, stop_label="Stop training")
 
 
 # --- the last run -------------------------------------------------------------------------------------------------
 
 
-@st.cache_data(max_entries=8, show_spinner="Sampling the trained model...")
-def final_samples(token: str, n: int, seed: int) -> np.ndarray:
-    """n DDIM-50 samples of a model trained in this session (core.evaluate.sample_2d)."""
-    p = session_models()[token].model
-    return sample_2d(p, n, seed=seed, steps=min(50, p.schedule.T)).numpy()
-
-
-@st.cache_data(max_entries=8, show_spinner="Measuring sample quality...")
-def quality(token: str, n: int) -> dict:
-    """core.evaluate.evaluate_2d: sliced Wasserstein to fresh data, its data-vs-data floor, mode coverage."""
-    p = session_models()[token].model
-    return evaluate_2d(p, n=n, seed=0, steps=min(50, p.schedule.T), repeats=2)
-
-
-run = adopt_trained_model()
+run = last_trained_run()  # collected at the top of the page, before the Train button was drawn
+notice = st.session_state.pop(live.NOTICE_KEY, None)
+if notice is not None:
+    (st.warning if notice[0] == "warning" else st.info)(notice[1], icon=":material/info:")
 if run is None:
     st.caption("No model trained yet in this session. Press **Train**: the default recipe (cosine schedule, "
                f"T = 1000, an MLP of width {DEFAULT_MLP['width']}, {DEFAULT_2D_TRAIN.steps:,} steps) takes about "
@@ -221,7 +198,7 @@ else:
     with left:
         st.markdown("**Loss** (log scale): per step in light blue, its moving average in dark blue")
         st.altair_chart(loss_chart(run.losses), width="stretch", key="train.loss")
-    samples = final_samples(run.token, N_SAMPLES, seed)
+    samples = run.samples
     with right:
         st.markdown(f"**{N_SAMPLES:,} samples** (DDIM, 50 steps) over the training data (grey)")
         plots.show(plots.scatter_panels([plots.Panel("samples", samples, overlay=run.data_points)], height=360),
@@ -232,8 +209,8 @@ else:
     st.markdown("**As it learned**: DDIM-20 samples from the same noise at each snapshot")
     plots.show(plots.scatter_panels([plots.Panel(f"step {s.step:,}", s.points, overlay=run.data_points[:SNAPSHOT_N])
                                      for s in shots], height=260, marker_size=2.5), key="train.snapshots")
-    if run.toy is not None:
-        q = quality(run.token, N_SAMPLES)
+    if run.toy is not None and run.quality is not None:
+        q = run.quality
         m = st.columns(4)
         m[0].metric("sliced Wasserstein to data", fmt_num(q["sliced_wasserstein"]),
                     help=f"between {q['n']:,} DDIM-50 samples and {q['n']:,} fresh data points")
@@ -270,4 +247,4 @@ else:
     if others:
         st.caption("Also trained in this session: " + "; ".join(others))
 
-show_code(live.train_live, evaluate_2d, label="Show the code: live updates and the quality check")
+show_code(recipes.train_2d, evaluate_2d, label="Show the code: the training job and the quality check")

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pyarrow as pa
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+
+def run_until(at: AppTest, done, timeout_s: float = 120.0, every_s: float = 0.3) -> AppTest:
+    """Rerun the page until ``done(at)``: a job runs in a worker process, and a full run of the page polls it (in
+    a browser the page's fragment does that every second)."""
+    deadline = time.time() + timeout_s
+    while not done(at):
+        assert time.time() < deadline, "the job did not finish in time"
+        time.sleep(every_s)
+        at.run()
+    return at
 
 
 def ok(at: AppTest) -> AppTest:

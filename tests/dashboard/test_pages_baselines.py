@@ -1,7 +1,8 @@
 """AppTest checks of the Diffusion vs GAN vs VAE page: it renders from the pretrained models for a 2D mixture, a
 2D non-mixture and MNIST; its tables show exactly the numbers `python -m core evaluate` recorded in the manifest
 (and the benchmark file's sampling times); the mixtures get a mode-collapse section; the live race trains all three
-families with a tiny budget, and a click that stops it keeps what was trained; the GAN panels (pretrained and raced)
+families with a tiny budget in the job runner's worker processes (the page follows it, then collects it), Stop
+while the GAN trains keeps it and skips the VAE, a failed race says why; the GAN panels (pretrained and raced)
 draw the discriminator's D(x) under the points, the race's map changing from snapshot to snapshot, and the race plots
 the GAN's two players' losses apart, live and after; the URL holds its state and absurd values fall back.
 Run: python -m pytest tests/dashboard/test_pages_baselines.py -q"""
@@ -10,19 +11,22 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import numpy as np
 import pytest
 import torch
-from streamlit.runtime.scriptrunner import RerunData, RerunException, StopException
 from streamlit.testing.v1 import AppTest
 
 from core.checkpoints import read_manifest
 from core.data.toy2d import MIXTURE_TOYS
 from core.evaluate import parameter_counts
 from core.interpolate import slerp
+from dashboard.jobs import race as race_job_module
+from dashboard.jobs.runner import ACTIVE
+from dashboard.ui import background
 from dashboard.ui import baselines as compare
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
+from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, run_until, vega_frames
 
 MANIFEST = read_manifest()["models"]
 
@@ -226,7 +230,44 @@ def test_absurd_query_params_fall_back_to_defaults():
 # --- the race --------------------------------------------------------------------------------------------------------
 
 
-def test_race_trains_all_three_with_a_tiny_budget(monkeypatch):
+SESSION = "test session id"  # AppTest's browser session: the runner keeps at most one job for it
+
+
+def runner():
+    """The app's job runner (st.cache_resource: the same object the AppTest runs use)."""
+    return background.runner()
+
+
+@pytest.fixture
+def no_job_left():
+    """After a race test, whatever happened: no job of the AppTest session queued or running."""
+    yield
+    r = runner()
+    for job in r.session_jobs(SESSION):
+        r.stop(job.id)
+    deadline = time.time() + 60
+    while any(j.status in ACTIVE for j in r.session_jobs(SESSION)) and time.time() < deadline:
+        time.sleep(0.1)
+    for job in r.session_jobs(SESSION):
+        r.forget(job.id)
+
+
+def race_job(at: AppTest):
+    job_id = at.session_state[compare.JOB + ".job"] if compare.JOB + ".job" in at.session_state else None
+    return runner().view(job_id) if job_id else None
+
+
+def until(at: AppTest, done, timeout_s: float = 240.0) -> AppTest:
+    """Full script runs, every ~0.5 s, until done(at): AppTest does not rerun fragments on a timer, so each full
+    run polls the runner (apptest_helpers.run_until); every run must be free of exceptions."""
+    return run_until(at, lambda at: done(ok(at)), timeout_s=timeout_s, every_s=0.5)
+
+
+def raced(at: AppTest) -> bool:
+    return compare.RACE_KEY in at.session_state
+
+
+def test_race_trains_all_three_with_a_tiny_budget(monkeypatch, no_job_left):
     live = {"losses": [], "maps": []}  # what the page draws while training (gone from the page once it is done)
 
     def losses_frame(losses, players=None, _real=compare.race_losses_frame):
@@ -241,21 +282,37 @@ def test_race_trains_all_three_with_a_tiny_budget(monkeypatch):
 
     monkeypatch.setattr(compare, "race_losses_frame", losses_frame)
     monkeypatch.setattr(compare, "with_d_maps", with_d_maps)
-    at = open_page({"data": "two_moons", "n": "500", "budget": "1"})
+    at = open_page({"data": "two_moons", "n": "500", "budget": "2"})
     live["losses"].clear()  # the opening run drew the pretrained panels
     live["maps"].clear()
-    at.button(key="baselines.race_go").click().run(timeout=180)
-    ok(at)
+    ok(at.button(key="baselines.race_go").click().run())
+    job = race_job(at)
+    assert job is not None and job.kind == "race" and job.spec["toy"] == "two_moons" and job.expected_s == 6.0
+    ok(at.run())
+    assert at.button(key="baselines.race_go").disabled or raced(at)  # one race at a time
+    drawn_live = {"losses": 0, "maps": 0}
+
+    def done(at: AppTest) -> bool:
+        if raced(at):
+            return True
+        drawn_live.update({k: len(v) for k, v in live.items()})  # this run followed the job: its charts were live
+        return False
+
+    until(at, done)
+    live_losses, live_maps = live["losses"][:drawn_live["losses"]], live["maps"][:drawn_live["maps"]]
     race = at.session_state[compare.RACE_KEY]
-    assert race.toy == "two_moons" and race.budget_s == 1.0 and not race.stopped
+    assert race.toy == "two_moons" and race.budget_s == 2.0 and not race.stopped and race.id == job.id
+    assert race_job(at) is None and runner().view(job.id) is None  # collected, then forgotten by the runner
     assert list(race.runs) == ["ddpm", "gan", "vae"]
     for run in race.runs.values():
         assert run.steps > 0 and len(run.losses) == run.steps and run.stop_reason in ("time", "steps")
-        assert run.seconds < 3 and len(run.snapshots) >= 3 and run.snapshots[0].step == 1
+        assert run.seconds < race.budget_s + 2 and len(run.snapshots) >= 3 and run.snapshots[0].step == 1
         assert all(s.points.shape == (compare.SNAPSHOT_N, 2) and np.isfinite(s.points).all() for s in run.snapshots)
         assert run.metrics is not None and run.metrics["n"] == 2000
-    assert run.model.config["training"]["time_budget_s"] == 1.0
+        assert run.model.name == f"race-{run.family}-two_moons" and not run.model.model.training
+    assert run.model.config["training"]["time_budget_s"] == 2.0
     assert race.runs["gan"].model.config["training"]["loss_d_curve"]
+    assert race.runs["ddpm"].model.schedule is not None and race.runs["gan"].model.schedule is None
     snaps = [s for s in plotly_specs(at) if len(s["layout"]["annotations"]) >= 3
              and s["layout"]["annotations"][0]["text"] == "start"]
     assert len(snaps) == 3  # one row of snapshots per family
@@ -281,58 +338,53 @@ def test_race_trains_all_three_with_a_tiny_budget(monkeypatch):
                for i in range(1, len(shown_maps) + 1))  # still equal axes
     assert any("GAN Lab" in c.value and "chase" in c.value for c in at.caption)
 
-    # live: one-panel GAN snapshots over the map of their moment, and L_D, L_G apart while the GAN trains
-    live_snaps = [s for s in live["maps"] if len(s["layout"]["annotations"]) == 1]
+    # live (the runs while the job trained): one-panel snapshots, the GAN's over the map of their moment, and the
+    # GAN's L_D, L_G apart
+    live_snaps = [s for s in live_maps if len(s["layout"]["annotations"]) == 1]
     live_gan = [d_maps(s) for s in live_snaps if d_maps(s)]
-    assert len(live_gan) >= 2 and all(list(m) == ["x"] for m in live_gan)
-    assert np.abs(live_gan[0]["x"] - live_gan[-1]["x"]).max() > 1e-3
+    assert live_gan and all(list(m) == ["x"] for m in live_gan)
+    assert all(any(np.allclose(m["x"], s.d_map, atol=1e-6) for s in gan.snapshots) for m in live_gan)
     assert len(live_snaps) > len(live_gan)  # the diffusion model's and the VAE's: no map
-    player_frames = [(n, f) for n, f in live["losses"] if set(f["series"]) == {"L_D", "L_G"}]
-    assert any(n < gan.steps for n, _ in player_frames)  # drawn during training, not only after it
+    player_frames = [(n, f) for n, f in live_losses if set(f["series"]) == {"L_D", "L_G"}]
+    assert player_frames and all(n <= gan.steps for n, _ in player_frames)
     assert all(len(f[f["series"] == "L_D"]) == len(f[f["series"] == "L_G"]) for _, f in player_frames)
 
 
-@pytest.mark.parametrize("request_type", [StopException, RerunException])
-def test_a_click_stops_the_race_and_keeps_what_was_trained(request_type):
-    """The click arrives as StopException (fast reruns) or RerunException in the progress callback: the family in
-    training stops with its model so far, the later ones do not train, and the request is handed back."""
-    seen = []
+def test_stop_while_the_gan_trains_keeps_it_and_skips_the_vae(no_job_left):
+    at = open_page({"data": "eight_gaussians", "n": "500", "budget": "6"})
+    ok(at.button(key="baselines.race_go").click().run())
 
-    def on_update(family, info, losses, snaps):
-        seen.append((family, info["step"]))
-        if family == "gan":  # the two players' losses so far, one each per step, beside their sum
-            players = info["players"]
-            assert len(players["L_D"]) == len(players["L_G"]) == info["step"] == len(losses)
-            assert abs(players["L_D"][-1] + players["L_G"][-1] - info["loss"]) < 1e-4
-        else:
-            assert "players" not in info
-        if family == "gan" and info["step"] >= 15:
-            raise request_type() if request_type is StopException else request_type(RerunData())
+    def gan_training(at: AppTest) -> bool:
+        texts = [p.text for p in at.get("progress")]  # background.follow's bar: "GAN (2 of 3): step 12 of 3,000 ..."
+        assert not any(t.startswith("VAE") for t in texts) and not raced(at), "the GAN finished before Stop"
+        return any(t.startswith("GAN (2 of 3): step ") for t in texts)
 
-    race, interrupt = compare.run_race("eight_gaussians", 0.5, seed=1, on_update=on_update, min_interval_s=0.0)
-    assert isinstance(interrupt, request_type) and race.stopped
-    assert list(race.runs) == ["ddpm", "gan"]
+    until(at, gan_training)
+    ok(at.button(key="baselines.stop").click().run())
+    assert race_job(at).stop_requested
+    until(at, raced, timeout_s=60)
+    race = at.session_state[compare.RACE_KEY]
+    assert race.stopped and list(race.runs) == ["ddpm", "gan"]
     gan = race.runs["gan"]
-    assert gan.stop_reason == "callback" and gan.steps == 15 == len(gan.losses) and seen[-1] == ("gan", 15)
-    assert gan.snapshots[-1].step == 15 and gan.model is not None
+    assert gan.stop_reason == "callback" and gan.steps == len(gan.losses) >= 1 and gan.model is not None
+    assert gan.snapshots[-1].step == gan.steps and gan.seconds < 6
     x = gan.model.model.sample(10, generator=torch.Generator().manual_seed(0))
     assert x.shape == (10, 2) and torch.isfinite(x).all()
     assert race.runs["ddpm"].stop_reason in ("time", "steps")
-
-
-def test_a_stopped_race_is_adopted_by_the_next_run():
-    race, _ = compare.run_race("two_moons", 0.3, seed=2, families=("ddpm", "gan"))
-    race.stopped = True
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.session_state[compare.MAILBOX_KEY] = {"active": None, "done": race}
-    at.run()
-    at.switch_page("views/baselines.py").run()
-    ok(at)
-    assert at.session_state[compare.RACE_KEY].id == race.id
-    assert at.session_state[compare.MAILBOX_KEY]["done"] is None
     text = " ".join(m.value for m in at.markdown)
-    assert "Stopped by a click" in text and "**VAE**: not trained" in text
+    assert "**Stopped**" in text and "**VAE**: not trained" in text
     assert list(at.dataframe[-1].value["family"]) == ["Diffusion (DDPM)", "GAN"]
+    assert not at.button(key="baselines.race_go").disabled
+
+
+def test_a_race_job_that_fails_says_why(no_job_left):
+    at = open_page()
+    spec = {**race_job_module.race_spec("two_moons", 1.0), "toy": "no_such_toy"}
+    job_id = runner().submit(SESSION, "race", spec, label="a bad race", expected_s=3.0)
+    at.session_state[compare.JOB + ".job"] = job_id
+    until(at, lambda at: runner().view(job_id) is None, timeout_s=120)
+    assert compare.RACE_KEY not in at.session_state
+    assert any(w.value.startswith("No race: the job failed") and "no_such_toy" in w.value for w in at.warning)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
@@ -355,4 +407,4 @@ def test_helpers_slerp_curves_and_parameter_counts():
     assert parameter_counts(vae)[0] == sum(p.numel() for p in vae.decoder.parameters()) + 2
     assert compare.short_hardware("AMD EPYC, 1 threads, torch 2.13.0+cpu") == "CPU, 1 thread"
     assert compare.short_hardware("Intel Xeon, 16 threads, torch 2.11, NVIDIA H200") == "GPU (NVIDIA H200)"
-    assert json.dumps(compare.race_recipe("gan", 3, 0, 1.0)[1]["r1_gamma"]) == "1.0"
+    assert json.dumps(race_job_module.race_recipe("gan", 3, 0, 1.0)[1]["r1_gamma"]) == "1.0"

@@ -10,19 +10,20 @@ import math
 import numpy as np
 import pytest
 import torch
-from streamlit.runtime.scriptrunner import RerunData, RerunException, StopException
+from safetensors.torch import load as load_safetensors
 from streamlit.testing.v1 import AppTest
 
 from core.analytic import toy_mixture
-from core.checkpoints import Pretrained, load_checkpoint, load_pretrained
+from core.checkpoints import build_model, load_checkpoint, load_pretrained
 from core.data.toy2d import TOY_NAMES, sample_toy
 from core.langevin import langevin_dynamics, langevin_levels
 from core.likelihood import ode_log_likelihood
 from core.schedules import make_schedule
 from core.training import TrainConfig
+from dashboard.jobs import recipes
 from dashboard.ui import score_field as fields
 from dashboard.ui import train as live
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
+from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, run_until, vega_frames
 
 
 def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
@@ -225,10 +226,15 @@ def test_train_control_sweep():
     assert not trained(at)  # no control trains
 
 
+def has_model(at: AppTest) -> bool:
+    return any(h.value == "Your model" for h in ok(at).subheader)
+
+
 def test_train_tiny_run_registers_a_model_that_the_score_field_uses():
     at = open_page("views/train.py", {"steps": "100"})
     at.button(key="train.go").click().run()
-    ok(at)
+    assert ok(at).button(key="train.go").disabled and at.button(key="train.stop").label == "Stop training"
+    run_until(at, has_model)
     models = at.session_state["session_models"]
     assert len(models) == 1
     (token,) = models
@@ -270,7 +276,7 @@ def test_train_bad_points_show_the_engine_message_and_keep_the_session(tmp_path)
     at.text_area(key="train.paste").input(good).run()
     assert any("60 points from pasted points" in s.value for s in ok(at).success)
     at.button(key="train.go").click().run()
-    (token,) = ok(at).session_state["session_models"]
+    (token,) = run_until(at, has_model).session_state["session_models"]
     run = at.session_state["train.run"]
     cfg = json.loads(run.files[1])
     assert cfg["data"]["kind"] == "points" and len(cfg["data"]["points"]) == 60
@@ -296,52 +302,44 @@ def test_train_bad_points_show_the_engine_message_and_keep_the_session(tmp_path)
         assert any(h.value == "Your model" for h in at.subheader)
 
 
-def test_a_stopped_runs_model_is_adopted_by_the_next_run():
-    """A run stopped by a click leaves its model in the session's mailbox (it may not touch st.session_state any
-    more); the next run of the page registers it and shows it."""
-    p = load_pretrained("ddpm-eight_gaussians")
-    config = {k: v for k, v in p.config.items() if k != "format_version"}
-    run = live.TrainedRun(
-        label="eight gaussians, cosine T=1000, 700 steps (stopped early)", losses=[0.5] * 700,
-        settings=dict(data="eight_gaussians", schedule="cosine", T=1000, width=96, steps=3000, seed=0, source=""),
-        snapshots=[live.Snapshot(700, np.zeros((50, 2), np.float32))], message="stopped by request after 700 steps",
-        stop_reason="callback", steps=700, seconds=5.0, data_points=np.zeros((100, 2), np.float32),
-        toy="eight_gaussians", files=live.checkpoint_bytes(p.model, config))
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.session_state[live.MAILBOX_KEY] = {"active": None, "done": (run, Pretrained(p.model, p.schedule, config))}
-    at.run()
-    at.switch_page("views/train.py").run()
-    ok(at)
+def test_stop_keeps_the_model_trained_so_far_and_the_page_never_trains_in_its_script():
+    """Training runs in a worker process: the page's script returns at once with a queue / progress panel and a
+    Stop button; Stop ends the job at its next step and the model so far joins the session."""
+    at = open_page("views/train.py", {"steps": "6000"})
+    at.button(key="train.go").click().run()
+    run_until(at, lambda a: any("step" in p.proto.text and "of 6,000" in p.proto.text for p in ok(a).get("progress")))
+    at.button(key="train.stop").click().run()
+    run_until(at, has_model)
     (token,) = trained(at)
     assert at.session_state[live.RUN_KEY].token == token
-    assert any("#1 eight gaussians" in i.value and "stopped by request" in i.value for i in at.info)
-    assert at.session_state[live.MAILBOX_KEY]["done"] is None
+    assert any("#1 eight gaussians" in i.value and "stopped by request" in i.value and "stopped early" in i.value
+               for i in at.info)
+    assert at.session_state[live.RUN_KEY].steps < 6000
+    assert not at.button(key="train.go").disabled  # free to train again
 
-
-# --- helpers -----------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("request_type", [StopException, RerunException])
-def test_train_live_keeps_the_model_when_streamlit_interrupts(request_type):
-    """A click during training raises StopException (fast reruns, the default) or RerunException in the progress
-    callback: training stops, the partial model and its snapshots are kept, and the request is handed back."""
+def test_the_training_job_stops_when_asked_and_keeps_the_model_and_snapshots():
+    """The Train page's job (dashboard.jobs.recipes.train_2d, as a worker runs it): Stop ends training at the next
+    step; the partial model, its losses and snapshots come back as plain data."""
     s = make_schedule("cosine", 100)
-    seen: list[int] = []
+    reports: list[tuple[str, dict]] = []
+    steps_seen = {"n": 0}
 
-    def on_update(info, losses, snapshots):
-        seen.append(info["step"])
-        if info["step"] >= 60:
-            raise request_type() if request_type is StopException else request_type(RerunData())
+    def should_stop():
+        steps_seen["n"] += 1
+        return "stop" if steps_seen["n"] >= 60 else False
 
-    run = live.train_live("eight_gaussians", s, TrainConfig(steps=400, batch_size=64, seed=1), {"width": 32},
-                          on_update, snapshot_every=30, snapshot_n=50, min_interval_s=0.0)
-    assert isinstance(run.interrupt, request_type)
-    assert run.result.stop_reason == "callback" and run.result.steps == 60 == len(run.losses)
-    assert [sn.step for sn in run.snapshots] == [30, 60] and run.snapshots[0].points.shape == (50, 2)
-    assert seen == list(range(1, 61))
-    assert run.config["training"]["steps_done"] == 60
-    out = run.result.ema_model(torch.zeros(3, 2), torch.full((3,), 10.0))
-    assert out.shape == (3, 2) and torch.isfinite(out).all()
+    spec = live.job_spec("eight_gaussians", {"kind": "toy", "name": "eight_gaussians"}, s,
+                         TrainConfig(steps=400, batch_size=64, seed=1), {"width": 32}, settings={})
+    spec.update(snapshot_every=30, snapshot_n=50, final_n=300)
+    out = recipes.train_2d(spec, lambda kind, payload: reports.append((kind, payload)), should_stop)
+    assert out["stop_reason"] == "callback" and out["steps_done"] == 60 == len(out["losses"])
+    assert [p["step"] for k, p in reports if k == "snapshot"] == [30, 60]
+    assert sum(len(p.get("new_losses", [])) for k, p in reports if k == "progress") == 60
+    assert out["config"]["training"]["steps_done"] == 60 and out["samples"].shape == (300, 2)
+    model, _ = build_model(out["config"])
+    model.load_state_dict(load_safetensors(out["weights"]))
+    y = model(torch.zeros(3, 2), torch.full((3,), 10.0))
+    assert y.shape == (3, 2) and torch.isfinite(y).all()
 
 
 def test_checkpoint_bytes_load_back_and_drop_large_point_lists(tmp_path):
