@@ -44,13 +44,7 @@ def stop_when(predicate, request: str = "stop"):
     return should_stop
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread, as in a worker process (two threads on a busy 2-core machine crawl)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: one thread, as in a worker
 
 
 @pytest.fixture(scope="module")
