@@ -332,8 +332,7 @@ class JobRunner:
                 else:
                     job.stop_requested = True
                     self._workers[job.worker].control.put(("cancel", job.id))
-                    self._finish(job, CANCELLED, "cancelled: its browser tab was closed")
-                    self._workers[job.worker].job = job.id  # busy until the worker reports back
+                    self._finish(job, CANCELLED, "cancelled: its browser tab was closed")  # its worker stays busy
 
     def _expire(self, now: float) -> None:
         for job_id in [j.id for j in self._jobs.values()

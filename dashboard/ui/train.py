@@ -31,7 +31,7 @@ MAX_SESSION_MODELS = 5  # older models trained in this session are dropped beyon
 MAX_JSON_POINTS = 10_000  # a downloaded config keeps the user's points up to this many (about 300 KB of JSON)
 N_SAMPLES = 2000  # final samples and quality metrics, computed by the job
 SNAPSHOT_N = 500
-SECONDS_PER_STEP = 0.005  # one default-recipe step in a worker (one torch thread, 2-core CPU): the first estimate
+SECONDS_PER_STEP = 0.009  # one default-recipe step in a worker (one torch thread, 2-core CPU, measured 8-10 ms)
 
 
 @dataclass
