@@ -60,13 +60,19 @@ def sample_2d(p: Pretrained, n: int, seed: int = 0, method: str = "ddim", steps:
 
 
 def evaluate_2d(p: Pretrained, n: int = 5000, seed: int = 0, method: str = "ddim", steps: int = 50,
-                repeats: int = 3) -> dict[str, Any]:
-    """Sliced Wasserstein (and its floor), MMD, energy distance and mode coverage for a toy model."""
+                repeats: int = 3, samples: torch.Tensor | None = None) -> dict[str, Any]:
+    """Sliced Wasserstein (and its floor), MMD, energy distance and mode coverage for a toy model.
+
+    ``samples``: the n points ``sample_2d(p, n, seed, method, steps)`` gave already, so they are not drawn twice
+    (the result then has no "sample_seconds": the caller timed them).
+    """
     toy = p.config.get("data", {}).get("name")
     if p.config.get("data", {}).get("kind") != "toy":
         raise ValueError("evaluate_2d needs a model trained on a named toy (data.kind = 'toy')")
+    if samples is not None and tuple(samples.shape) != (n, 2):
+        raise ValueError(f"samples must have shape ({n}, 2); got {tuple(samples.shape)}")
     t0 = time.perf_counter()
-    x = sample_2d(p, n, seed=seed, method=method, steps=steps)
+    x = sample_2d(p, n, seed=seed, method=method, steps=steps) if samples is None else samples
     sample_seconds = time.perf_counter() - t0
     g = torch.Generator().manual_seed(10_000 + seed)
     sws = [sliced_wasserstein(x, sample_toy(toy, n, g), generator=torch.Generator().manual_seed(i))
@@ -80,8 +86,9 @@ def evaluate_2d(p: Pretrained, n: int = 5000, seed: int = 0, method: str = "ddim
         "sw_ratio": round(sum(sws) / repeats / floor, 3),
         "mmd_rbf": round(mmd_rbf(x, ref), 6),
         "energy_distance": round(energy_distance(x[:2000], ref[:2000]), 6),
-        "sample_seconds": round(sample_seconds, 3),
     }
+    if samples is None:
+        out["sample_seconds"] = round(sample_seconds, 3)
     if toy in MIXTURE_TOYS:
         spec = mixture_spec(toy)
         cov = mode_coverage(x, spec.means, spec.std)

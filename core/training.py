@@ -80,14 +80,19 @@ class EMA:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay = decay
         self.updates = 0
+        self._params = list(self.model.parameters())  # walking the module tree every step costs ~10% of a 2D step
+        self._buffers = list(self.model.buffers())
+        self._source: tuple[nn.Module, list[torch.Tensor], list[torch.Tensor]] | None = None
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        ema_p = list(self.model.parameters())
-        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1.0 - d)
-        for b_ema, b in zip(self.model.buffers(), model.buffers(), strict=True):
+        if self._source is None or self._source[0] is not model:
+            self._source = (model, [p.detach() for p in model.parameters()], list(model.buffers()))
+        _, params, buffers = self._source
+        torch._foreach_lerp_(self._params, params, 1.0 - d)
+        for b_ema, b in zip(self._buffers, buffers, strict=True):
             b_ema.copy_(b)
 
 
@@ -182,6 +187,7 @@ def train(model: nn.Module, loss_fn: LossFn, next_batch: BatchFn, cfg: TrainConf
             save_training_state(state_path, model, ema, opt, scaler, g, step=result.steps,
                                 seconds=seconds_before + result.seconds, losses=result.losses)
 
+    params = list(model.parameters())
     start = time.perf_counter()
     for step in range(first_step, cfg.steps):
         lr = lr_at(step, cfg)
@@ -192,7 +198,7 @@ def train(model: nn.Module, loss_fn: LossFn, next_batch: BatchFn, cfg: TrainConf
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         loss_value = _mean_over_ranks(loss.detach()) if world_size > 1 else loss.item()
         finite = math.isfinite(loss_value) and bool(torch.isfinite(grad_norm))
         if cfg.precision == "fp16" and not bool(torch.isfinite(grad_norm)):

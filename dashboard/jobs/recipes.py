@@ -73,12 +73,17 @@ def train_2d(spec: dict[str, Any], report: Report, should_stop: ShouldStop) -> d
     p = Pretrained(model=model, schedule=schedule, config=config)
     out["weights"], _ = checkpoint_bytes(model, config)
     out["config"] = config
-    out["samples"] = sample_2d(p, int(spec["final_n"]), seed=seed, steps=min(50, schedule.T)).numpy()
+    n, steps = int(spec["final_n"]), min(50, schedule.T)
+    t0 = time.perf_counter()
+    samples = sample_2d(p, n, seed=seed, steps=steps)
+    sample_seconds = time.perf_counter() - t0
+    out["samples"] = samples.numpy()
     if not np.isfinite(out["samples"]).all():
         out["diverged"] = True
         out["message"] += "; but its samples are not finite: training diverged (try a lower learning rate)"
     elif spec["data_config"].get("kind") == "toy":
-        out["quality"] = evaluate_2d(p, n=int(spec["final_n"]), seed=0, steps=min(50, schedule.T), repeats=2)
+        quality = evaluate_2d(p, n=n, seed=seed, steps=steps, repeats=2, samples=samples)
+        out["quality"] = {**quality, "sample_seconds": round(sample_seconds, 3)}
     return out
 
 

@@ -35,3 +35,16 @@ def test_pretrained_ddpm_quality(toy):
     assert m["sw_ratio"] <= 2.0, m
     if toy in MIXTURE_TOYS:
         assert m["modes_covered"] == m["modes"], m
+
+
+def test_evaluate_2d_on_given_samples_measures_the_same_as_drawing_them():
+    """The job recipe hands evaluate_2d the samples it drew already; the metrics must not change."""
+    from core.evaluate import sample_2d
+
+    p = load_pretrained("ddpm-eight_gaussians")
+    drawn = evaluate_2d(p, n=500, seed=3, steps=20, repeats=2)
+    given = evaluate_2d(p, n=500, seed=3, steps=20, repeats=2, samples=sample_2d(p, 500, seed=3, steps=20))
+    assert "sample_seconds" not in given
+    assert {k: v for k, v in drawn.items() if k != "sample_seconds"} == given
+    with pytest.raises(ValueError, match=r"shape \(500, 2\)"):
+        evaluate_2d(p, n=500, samples=sample_2d(p, 400, seed=3, steps=20))
