@@ -50,12 +50,13 @@ from core.checkpoints import (
     update_manifest,
 )
 from core.data.toy2d import TOY_NAMES, PointCloudError, load_points, standardise
+from core.flow import FLOW_METHODS, is_flow
 from core.models.mlp import MLPConfig
 from core.models.unet import UNetConfig
 from core.samplers import METHODS
 from core.schedules import MAX_T, SCHEDULE_NAMES, make_schedule
 from core.train_2d import DEFAULT_2D_TRAIN, DEFAULT_MLP, train_ddpm_2d
-from core.training import PRECISIONS, TrainConfig
+from core.training import PRECISIONS, TrainConfig, TrainResult
 
 EXIT_USAGE, EXIT_FAILURE = 2, 1
 MAX_SAMPLES = 1_000_000  # sample / evaluate --n: 2D points, a few seconds of DDIM each 100,000
@@ -262,14 +263,26 @@ def _default(value, fallback):
 def validate_train(args: argparse.Namespace) -> None:
     """Every train argument, before any work: family and data, the options that apply to them, ranges the loader
     accepts (a model it would refuse is never trained), the device, and --out."""
+    args.device = _check_device(args.device)
+    _check_options({"--teacher": args.teacher is not None, "--pairs": args.pairs is not None},
+                   args.family == "reflow", "without --family reflow (they name the flow it straightens and how "
+                                            "many of its pairs it learns)")
+    if args.family == "reflow":
+        validate_reflow(args)
+        return
+    if args.data is None:
+        raise UsageError("--data is required: a toy, a CSV file of x,y points, or mnist")
     mnist = args.data == "mnist"
     ddpm = args.family == "ddpm"
+    flow = args.family == "flow"
     toy = args.data in TOY_NAMES
-    args.device = _check_device(args.device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not (ddpm and mnist):
         raise UsageError("data-parallel training (torchrun) is for the MNIST DDPM: --data mnist --family ddpm")
+    if flow and mnist:
+        raise UsageError(f"--family flow trains on 2D points (a toy: {', '.join(TOY_NAMES)}, or a CSV file); MNIST "
+                         "flows are not part of the lab yet")
     if not (toy or mnist):
-        if not ddpm:
+        if not (ddpm or flow):
             raise UsageError(f"--family {args.family} trains on a toy ({', '.join(TOY_NAMES)}) or mnist; got --data "
                              f"{args.data!r:.60}")
         path = Path(args.data)
@@ -281,7 +294,7 @@ def validate_train(args: argparse.Namespace) -> None:
         except PointCloudError as e:
             raise UsageError(f"--data {args.data}: {e}") from None
     _check_options({"--latent-dim": args.latent_dim is not None, "--r1": args.r1 is not None,
-                    "--beta": args.beta is not None}, not ddpm,
+                    "--beta": args.beta is not None}, not (ddpm or flow),
                    "to a DDPM: --latent-dim, --r1 and --beta are GAN / VAE options")
     _check_options({"--r1": args.r1 is not None}, args.family != "vae",
                    "to a VAE: --r1 is a GAN option (the R1 gradient penalty)")
@@ -290,8 +303,8 @@ def validate_train(args: argparse.Namespace) -> None:
     _check_options({"--schedule": args.schedule is not None, "--T": args.T is not None,
                     "--conditional": args.conditional}, ddpm, f"to a {args.family.upper()} (it does not diffuse)")
     _check_options({"--width": args.width is not None, "--depth": args.depth is not None},
-                   ddpm and not mnist, "here: --width and --depth size the 2D DDPM's MLP (the MNIST UNet and "
-                                       "the GAN / VAE recipes have fixed sizes)")
+                   (ddpm or flow) and not mnist, "here: --width and --depth size the 2D DDPM's or flow's MLP (the "
+                                                 "MNIST UNet and the GAN / VAE recipes have fixed sizes)")
     _check_options({"--conditional": args.conditional}, not mnist, "to MNIST (the MNIST DDPM is always "
                                                                    "class-conditional)")
     _check_options({"--checkpointing": args.checkpointing, "--dropout": args.dropout is not None,
@@ -309,12 +322,13 @@ def validate_train(args: argparse.Namespace) -> None:
     if args.precision == "fp16" and not args.device.startswith("cuda"):
         raise UsageError(f"precision fp16 needs a CUDA device (--device {args.device} given); on a CPU use "
                          "--precision bf16")
-    if ddpm and not mnist:  # the MLP must be one the loader accepts: sizes and the parameter count
-        schedule = make_schedule(_default(args.schedule, "cosine"), T=_default(args.T, 1000))
+    if (ddpm or flow) and not mnist:  # the MLP must be one the loader accepts: sizes and the parameter count
+        schedule = make_schedule(_default(args.schedule, "cosine"), T=_default(args.T, 1000)) if ddpm else None
         mlp = MLPConfig(**{**DEFAULT_MLP, "width": _default(args.width, DEFAULT_MLP["width"]),
-                           "depth": _default(args.depth, DEFAULT_MLP["depth"]), "T": schedule.T})
+                           "depth": _default(args.depth, DEFAULT_MLP["depth"]),
+                           "T": schedule.T if ddpm else MLPConfig.T})
         try:
-            expected_tensors(ModelSpec("mlp", mlp, schedule))
+            expected_tensors(ModelSpec("mlp", mlp, schedule, "eps" if ddpm else "velocity"))
         except CheckpointError as e:
             raise UsageError(f"--width / --depth: {e}") from None
     args.out = _check_out(args.out, (".safetensors", ".json"))
@@ -328,6 +342,34 @@ def validate_train(args: argparse.Namespace) -> None:
                 raise UsageError(f"--state: {e}") from None
     if args.record or args.out.resolve().parent == checkpoints.PRETRAINED_DIR:
         read_manifest(args.out.resolve().parent)  # a damaged manifest is reported now, not after training
+
+
+def validate_reflow(args: argparse.Namespace) -> None:
+    """--family reflow: a flow checkpoint to straighten (--teacher), its data taken from it."""
+    from core.flow import is_flow
+
+    if args.teacher is None:
+        raise UsageError("--family reflow needs --teacher: the flow whose pairs it learns, e.g. fm-two_moons")
+    for flag, given in (("--schedule", args.schedule), ("--T", args.T), ("--width", args.width),
+                        ("--depth", args.depth), ("--latent-dim", args.latent_dim), ("--r1", args.r1),
+                        ("--beta", args.beta), ("--dropout", args.dropout), ("--state", args.state),
+                        ("--save-every", args.save_every), ("--data-dir", args.data_dir)):
+        if given is not None:
+            raise UsageError(f"{flag} does not apply to --family reflow (it keeps its teacher's network)")
+    if args.conditional or args.checkpointing or args.fresh or args.download:
+        raise UsageError("--conditional, --checkpointing, --fresh and --download do not apply to --family reflow")
+    args.teacher_model = _load(args.teacher)
+    if not is_flow(args.teacher_model.config):
+        raise UsageError(f"--teacher {args.teacher}: not a flow (family "
+                         f"{args.teacher_model.config.get('family')!r}); reflow straightens a flow-matching model")
+    data = args.teacher_model.config.get("data") or {}
+    if args.data is not None and args.data != data.get("name"):
+        raise UsageError(f"--data {args.data!r:.60}: reflow learns from its teacher's pairs, and "
+                         f"{args.teacher} was trained on {data.get('name') or data.get('source')}; leave --data out")
+    args.data = data.get("name") or data.get("source")
+    args.out = _check_out(args.out, (".safetensors", ".json"))
+    if args.record or args.out.resolve().parent == checkpoints.PRETRAINED_DIR:
+        read_manifest(args.out.resolve().parent)
 
 
 def cmd_train_mnist(args: argparse.Namespace) -> int:
@@ -400,8 +442,42 @@ def cmd_train_baseline(args: argparse.Namespace) -> int:
     return 0 if result.stop_reason != "nonfinite" else EXIT_FAILURE
 
 
+def cmd_train_reflow(args: argparse.Namespace) -> int:
+    from core.flow import reflow_pairs, straightness
+    from core.train_flow import REFLOW_PAIRS, REFLOW_SOLVER, train_reflow_2d
+
+    teacher = args.teacher_model
+    d = DEFAULT_2D_TRAIN
+    cfg = TrainConfig(steps=_default(args.steps, d.steps), batch_size=_default(args.batch_size, d.batch_size),
+                      lr=_default(args.lr, d.lr), seed=args.seed, time_budget_s=args.time_budget, device=args.device,
+                      precision=args.precision)
+    n = _default(args.pairs, REFLOW_PAIRS)
+    g = torch.Generator().manual_seed(args.seed)
+    t0 = time.perf_counter()
+    pairs = reflow_pairs(teacher.model, torch.randn(n, 2, generator=g), **REFLOW_SOLVER)
+    print(f"{n:,} pairs from {args.teacher} ({REFLOW_SOLVER['method']}-{REFLOW_SOLVER['steps']}) in "
+          f"{time.perf_counter() - t0:.1f} s; reflow: {cfg.steps} steps of batch {cfg.batch_size}", file=sys.stderr)
+    with _progress_bar(cfg.steps) as progress:
+        result, config = train_reflow_2d(teacher.model, teacher.config, pairs, cfg, teacher_name=args.teacher,
+                                         callback=progress)
+    result.seconds = time.perf_counter() - t0  # drawing the pairs is part of the cost
+    x_0 = torch.randn(2000, 2, generator=torch.Generator().manual_seed(1))
+    config["reflow"]["straightness"] = {"teacher": round(straightness(teacher.model, x_0), 5),
+                                        "reflow": round(straightness(result.ema_model, x_0), 5)}
+    print(f"{result.message}; straightness (Liu et al. 2023, 0 = straight) {args.teacher} "
+          f"{config['reflow']['straightness']['teacher']:.4f} -> {config['reflow']['straightness']['reflow']:.4f}",
+          file=sys.stderr)
+    out = args.out
+    weights, _ = save_checkpoint(out, result.ema_model, config)
+    print(f"wrote {weights} and {out.with_suffix('.json')}", file=sys.stderr)
+    _record(args, out, (config.get("data") or {}).get("source", args.teacher), result)
+    return 0 if result.stop_reason != "nonfinite" else EXIT_FAILURE
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.family != "ddpm":
+    if args.family == "reflow":
+        return cmd_train_reflow(args)
+    if args.family not in ("ddpm", "flow"):
         return cmd_train_baseline(args)
     if args.data == "mnist":
         return cmd_train_mnist(args)
@@ -419,11 +495,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_info = {"kind": "points", "source": str(args.data), "n": len(x),
                      "mean": mean.tolist(), "scale": float(scale)}
     mlp = {"width": _default(args.width, DEFAULT_MLP["width"]), "depth": _default(args.depth, DEFAULT_MLP["depth"])}
+    if args.family == "flow":
+        from core.train_flow import train_flow_2d
+
+        print(f"training a 2D flow (conditional flow matching, linear path) on {args.data}: MLP {mlp}, "
+              f"{cfg.steps} steps of batch {cfg.batch_size}, device {cfg.device}", file=sys.stderr)
+        with _progress_bar(cfg.steps) as progress:
+            result, config = train_flow_2d(data, cfg, mlp=mlp, callback=progress)
+        return _finish_2d(args, result, config, data_info)
     print(f"training a 2D DDPM on {args.data}: {schedule_name} schedule, T={T}, MLP {mlp}, "
           f"{cfg.steps} steps of batch {cfg.batch_size}, device {cfg.device}", file=sys.stderr)
     with _progress_bar(cfg.steps) as progress:
         result, config = train_ddpm_2d(data, schedule, cfg, mlp=mlp, conditional=args.conditional,
                                        callback=progress)
+    return _finish_2d(args, result, config, data_info)
+
+
+def _finish_2d(args: argparse.Namespace, result: TrainResult, config: dict, data_info: dict) -> int:
+    """Write a trained 2D model's checkpoint and its manifest record."""
     print(result.message, file=sys.stderr)
     config["data"] = data_info
     out = args.out
@@ -484,6 +573,12 @@ def validate_sample(args: argparse.Namespace) -> Pretrained:
     if p.config.get("model", {}).get("data_dim", 2) != 2 or p.config.get("model", {}).get("dim", 2) != 2:
         raise UsageError(f"{args.model} does not model 2D points")
     diffusion = p.schedule is not None
+    if is_flow(p.config):
+        _check_options({"--eta": args.eta is not None, "--label": args.label is not None,
+                        "--guidance": args.guidance is not None}, False,
+                       f"to {args.model}: a flow has no labels and no DDIM eta")
+        _check_flow_method(args)
+        return p
     _check_options({"--method": args.method is not None, "--steps": args.steps is not None,
                     "--eta": args.eta is not None, "--label": args.label is not None,
                     "--guidance": args.guidance is not None}, diffusion,
@@ -492,6 +587,9 @@ def validate_sample(args: argparse.Namespace) -> Pretrained:
     if not diffusion:
         return p
     method = _default(args.method, "ddim")
+    if method in FLOW_METHODS:
+        raise UsageError(f"--method {method} is a flow solver; {args.model} is a diffusion model (methods: "
+                         f"{', '.join(METHODS)})")
     _check_options({"--eta": args.eta is not None}, method == "ddim", f"to --method {method} (it is DDIM's)")
     if args.steps is not None and args.steps > p.schedule.T:
         raise UsageError(f"--steps {args.steps:,} is more than the model's T = {p.schedule.T:,}")
@@ -504,12 +602,18 @@ def validate_sample(args: argparse.Namespace) -> Pretrained:
     return p
 
 
+def _check_flow_method(args: argparse.Namespace) -> None:
+    if args.method is not None and args.method not in FLOW_METHODS:
+        raise UsageError(f"--method {args.method}: {args.model} is a flow; its solvers are "
+                         f"{', '.join(FLOW_METHODS)} (default euler)")
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from core.evaluate import sample_2d
 
     p = args.loaded
     options = {}
-    method = _default(args.method, "ddim")
+    method = _default(args.method, "euler" if is_flow(p.config) else "ddim")
     if args.eta is not None:
         options["eta"] = args.eta
     if args.label is not None:
@@ -517,7 +621,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
                        guidance_scale=_default(args.guidance, 1.0))
     t0 = time.perf_counter()
     x = sample_2d(p, args.n, seed=args.seed, method=method, steps=args.steps, **options)
-    if p.schedule is None:
+    if p.schedule is None and not is_flow(p.config):
         how = "one pass"
     else:
         how = f"{method}, {'its default steps' if args.steps is None else f'{args.steps} steps'}"
@@ -544,8 +648,14 @@ def validate_evaluate(args: argparse.Namespace) -> Pretrained:
     _check_options({"--classifier": args.classifier is not None, "--device": args.device is not None}, mnist,
                    "to a 2D model: --classifier and --device are for MNIST models (2D evaluation runs "
                    "on the CPU)")
-    _check_options({"--method": args.method is not None, "--steps": args.steps is not None}, p.schedule is not None,
-                   f"to {args.model}: a {p.config.get('family', 'one-pass').upper()} samples in one pass")
+    if is_flow(p.config):
+        _check_flow_method(args)
+    else:
+        _check_options({"--method": args.method is not None, "--steps": args.steps is not None},
+                       p.schedule is not None,
+                       f"to {args.model}: a {p.config.get('family', 'one-pass').upper()} samples in one pass")
+        if args.method in FLOW_METHODS:
+            raise UsageError(f"--method {args.method} is a flow solver; {args.model} is a diffusion model")
     if p.schedule is not None and args.steps is not None and args.steps > p.schedule.T:
         raise UsageError(f"--steps {args.steps:,} is more than the model's T = {p.schedule.T:,}")
     if mnist:
@@ -572,8 +682,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.evaluate import evaluate_2d, evaluate_mnist
 
     p = args.loaded
-    method = _default(args.method, "ddim")
-    steps = _default(args.steps, 50)
+    method = _default(args.method, "euler" if is_flow(p.config) else "ddim")
+    steps = _default(args.steps, 20 if is_flow(p.config) else 50)
     if _data_kind(p) == "mnist":
         n = _default(args.n, 1000)
         classifier = args.judge.model.to(args.device)
@@ -654,9 +764,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", parents=[common], help="train a DDPM (or a GAN / VAE baseline) on a 2D toy, a CSV "
                        "of points, or MNIST")
-    t.add_argument("--data", required=True, help=f"a toy ({', '.join(TOY_NAMES)}), a CSV file of x,y points, "
-                   "or mnist")
-    t.add_argument("--family", default="ddpm", choices=("ddpm", "gan", "vae"))
+    t.add_argument("--data", default=None, help=f"a toy ({', '.join(TOY_NAMES)}), a CSV file of x,y points, "
+                   "or mnist (required, except for --family reflow)")
+    t.add_argument("--family", default="ddpm", choices=("ddpm", "flow", "reflow", "gan", "vae"),
+                   help="flow: conditional flow matching on 2D points; reflow: one round of rectified flow on "
+                        "a --teacher flow's pairs")
     t.add_argument("--schedule", default=None, choices=TRAIN_SCHEDULES, help="DDPM only (default cosine)")
     t.add_argument("--T", type=_int_in(2, MAX_T), default=None, help="DDPM only: diffusion steps (default 1000)")
     t.add_argument("--width", type=_limit("mlp", "width"), default=None,
@@ -677,6 +789,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="checkpoint path stem, e.g. pretrained/ddpm-eight_gaussians")
     t.add_argument("--record", action="store_true", help="record in the manifest beside --out "
                    "(always done when --out is in pretrained/)")
+    fl = t.add_argument_group("reflow")
+    fl.add_argument("--teacher", default=None, help="the flow to straighten (a name such as fm-two_moons, or a "
+                    "checkpoint path)")
+    fl.add_argument("--pairs", type=_int_in(100, 1_000_000), default=None,
+                    help="(noise, sample) pairs drawn from the teacher (default 50,000)")
     bl = t.add_argument_group("GAN / VAE")
     bl.add_argument("--latent-dim", type=_limit("gan", "latent_dim"), default=None,
                     help="default: 2 (2D), 32 (GAN, MNIST), 16 (VAE, MNIST)")
@@ -709,7 +826,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", parents=[common], help="draw samples from a 2D checkpoint into a CSV")
     s.add_argument("model", help="pretrained name (e.g. ddpm-eight_gaussians) or checkpoint path")
     s.add_argument("--n", type=_int_in(1, MAX_SAMPLES), default=1000)
-    s.add_argument("--method", default=None, choices=METHODS, help="diffusion models only (default ddim)")
+    s.add_argument("--method", default=None, choices=METHODS + FLOW_METHODS,
+                   help="diffusion models: a sampler (default ddim); flows: euler (default), midpoint or heun")
     s.add_argument("--steps", type=_int_in(1, MAX_T), default=None,
                    help="default: the method's own (e.g. ddim 50, ddpm 1000)")
     s.add_argument("--eta", type=_float_in(0, 1), default=None, help="DDIM eta (0 = deterministic)")
@@ -727,7 +845,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--classifier", default=None, help="MNIST judge (pretrained name or path; default "
                    "classifier-mnist)")
     e.add_argument("--device", default=None, help="MNIST models: cpu (default), cuda or cuda:N")
-    e.add_argument("--method", default=None, choices=METHODS, help="diffusion models (default ddim)")
+    e.add_argument("--method", default=None, choices=METHODS + FLOW_METHODS,
+                   help="diffusion models: a sampler (default ddim, 50 steps); flows: euler (default, 20 steps), "
+                        "midpoint or heun")
     e.add_argument("--steps", type=_int_in(1, MAX_T), default=None, help="diffusion models (default 50)")
     e.add_argument("--seed", type=seed, default=0)
     e.add_argument("--update-manifest", action="store_true", help="write the metrics into the manifest beside the "

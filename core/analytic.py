@@ -1,4 +1,4 @@
-"""Exact noised marginals of isotropic Gaussian mixtures: the "oracle" denoiser.
+"""Exact noised marginals of isotropic Gaussian mixtures: the "oracle" denoiser (and the oracle flow velocity).
 
 If x_0 ~ sum_k w_k N(mu_k, s^2 I), then q(x_t) = sum_k w_k N(sqrt(ab) mu_k, (ab s^2 + 1 - ab) I) with
 ab = alpha_bar_t, so its log-density, score and optimal eps are closed forms at any (fractional) t.
@@ -63,6 +63,32 @@ class GaussianMixture:
         if tt.dim() == 0:
             tt = tt.expand(x.shape[0])
         return score_to_eps(s, x, tt.to(x.device), self.score(x, tt, s))
+
+    def velocity(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        """The exact flow-matching velocity E[x_1 - x_0 | x_t = x] on the linear path x_t = t x_1 + (1 - t) x_0
+        (x_1 this mixture, x_0 ~ N(0, I); core.flow). Per component x_t ~ N(t mu_k, v_t I), v_t = t^2 s^2 +
+        (1 - t)^2, and the Gaussian regression gives E[x_1 - x_0 | x_t, k] = mu_k + (t s^2 - (1 - t)) / v_t
+        (x_t - t mu_k); the components are weighted by their posterior r_k(x_t)."""
+        x64 = x.to(torch.float64).cpu()
+        n, d = x64.shape
+        t64 = torch.as_tensor(t, dtype=torch.float64).reshape(-1).expand(n).reshape(n, 1)
+        if torch.any(t64 < 0) or torch.any(t64 > 1):
+            raise ValueError("flow times must lie in [0, 1]")
+        var = t64 ** 2 * self.std ** 2 + (1.0 - t64) ** 2  # (N, 1)
+        diff = x64.unsqueeze(1) - t64.unsqueeze(-1) * self.means.unsqueeze(0)  # (N, K, d)
+        log_r = torch.log(self.weights).unsqueeze(0) - 0.5 * diff.pow(2).sum(-1) / var
+        r = torch.softmax(log_r, dim=1).unsqueeze(-1)  # the shared normaliser cancels
+        gain = ((t64 * self.std ** 2 - (1.0 - t64)) / var).unsqueeze(-1)  # (N, 1, 1)
+        v = (r * (self.means.unsqueeze(0) + gain * diff)).sum(1)
+        return v.to(device=x.device, dtype=x.dtype)
+
+    def as_velocity_model(self):
+        """A velocity model ``v(x, t)`` with the exact velocity, for running any flow solver."""
+
+        def velocity_model(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+            return self.velocity(x, t)
+
+        return velocity_model
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws from the data distribution (float32)."""

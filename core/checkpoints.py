@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import math
+import os
 import platform
 import subprocess
+import tempfile
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from core.diffusion import VPredictionDenoiser
+from core.flow import VelocityField
 from core.models.mlp import MLPConfig, MLPDenoiser
 from core.schedules import MAX_T, SCHEDULE_NAMES, Schedule, make_schedule
 
@@ -96,7 +100,7 @@ class ModelSpec:
     kind: str  # one of MODEL_TYPES
     config: Any  # MLPConfig, UNetConfig, ClassifierConfig, GANConfig or VAEConfig
     schedule: Schedule | None
-    parameterization: str = "eps"  # mlp: "eps" or "v"
+    parameterization: str = "eps"  # mlp: "eps", "v" or "velocity" (a flow, core.flow)
 
 
 # --- validation: types, nesting and sizes, before anything is built ---------------------------------------------
@@ -283,11 +287,12 @@ def validate_config(config: Any) -> ModelSpec:
     if kind not in MODEL_TYPES:
         raise CheckpointError(f"unknown model type {kind!r:.40}; expected one of: {', '.join(MODEL_TYPES)}")
     parameterization = fields.pop("parameterization", "eps") if kind == "mlp" else "eps"
-    if parameterization not in ("eps", "v"):
-        raise CheckpointError(f"unknown parameterization {parameterization!r:.40}; expected eps or v")
+    if parameterization not in ("eps", "v", "velocity"):
+        raise CheckpointError(f"unknown parameterization {parameterization!r:.40}; expected eps, v or velocity "
+                              "(a flow)")
     cfg = _model_config(kind, fields)
     _check_data(config.get("data"))
-    if kind in _DIFFUSION_TYPES:
+    if kind in _DIFFUSION_TYPES and parameterization != "velocity":
         schedule = _schedule(config.get("schedule"))
         if cfg.T != schedule.T:
             raise CheckpointError(f"checkpoint config: model.T = {cfg.T} but the schedule has T = {schedule.T}")
@@ -296,6 +301,9 @@ def validate_config(config: Any) -> ModelSpec:
             raise CheckpointError(f"checkpoint config: {_LABELS[kind]} does not diffuse, yet the config has a "
                                   "schedule (expected null)")
         schedule = None
+    if parameterization == "velocity" and cfg.num_classes:
+        raise CheckpointError("checkpoint config: a flow (parameterization velocity) has no labels; got "
+                              f"model.num_classes = {cfg.num_classes}")
     return ModelSpec(kind, cfg, schedule, parameterization)
 
 
@@ -322,6 +330,8 @@ def _construct(spec: ModelSpec) -> nn.Module:
     try:
         if spec.kind == "mlp":
             net = MLPDenoiser(c)
+            if spec.parameterization == "velocity":
+                return VelocityField(net)
             return VPredictionDenoiser(net, spec.schedule) if spec.parameterization == "v" else net
         if spec.kind == "unet":
             from core.models.unet import UNet
@@ -686,13 +696,23 @@ def read_manifest(directory: Path | None = None) -> dict[str, Any]:
 
 
 def update_manifest(name: str, entry: dict[str, Any], directory: Path | None = None) -> None:
-    """Merge ``entry`` into the manifest record of ``name`` (keys sorted, so diffs stay readable)."""
+    """Merge ``entry`` into the manifest record of ``name`` (keys sorted, so diffs stay readable).
+
+    Two trainings that finish together must not lose each other's record: the read-modify-write holds an
+    exclusive lock (``manifest.json.lock``), and the new file replaces the old in one step, so a reader never
+    sees half of it."""
     directory = PRETRAINED_DIR if directory is None else Path(directory)
-    manifest = read_manifest(directory)
-    manifest["models"].setdefault(name, {}).update(entry)
-    manifest["models"] = dict(sorted(manifest["models"].items()))
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    with open(directory / "manifest.json.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = read_manifest(directory)
+        manifest["models"].setdefault(name, {}).update(entry)
+        manifest["models"] = dict(sorted(manifest["models"].items()))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest.", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
+        os.replace(tmp, directory / "manifest.json")
 
 
 def pretrained_names(directory: Path | None = None) -> list[str]:

@@ -18,6 +18,8 @@ from torch import nn
 
 from core.checkpoints import Pretrained
 from core.data.toy2d import MIXTURE_TOYS, mixture_spec, sample_toy
+from core.flow import is_flow, nfe_for, sample_flow
+from core.flow import steps_for_nfe as flow_steps_for_nfe
 from core.metrics import (
     class_histogram,
     data_floor,
@@ -27,7 +29,7 @@ from core.metrics import (
     mode_coverage,
     sliced_wasserstein,
 )
-from core.samplers import sample
+from core.samplers import sample, steps_for_nfe
 
 
 def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
@@ -48,18 +50,23 @@ def one_pass(p: Pretrained) -> str:
     return "one decoder pass" if p.config.get("family") == "vae" else "one generator pass"
 
 
-def sample_2d(p: Pretrained, n: int, seed: int = 0, method: str = "ddim", steps: int | None = 50,
+def sample_2d(p: Pretrained, n: int, seed: int = 0, method: str | None = None, steps: int | None = 50,
               **options: Any) -> torch.Tensor:
-    """n samples from a 2D checkpoint (diffusion families via ``sample``, others via ``model.sample``)."""
+    """n samples from a 2D checkpoint: diffusion families via ``sample`` (method default "ddim"), flows via
+    ``core.flow.sample_flow`` (method default "euler"), the others via ``model.sample``."""
     g = torch.Generator().manual_seed(seed)
+    if is_flow(p.config):
+        x_0 = torch.randn(n, 2, generator=g)
+        return sample_flow(p.model, x_0, steps=steps or 20, method=method or "euler", keep_trajectory=False,
+                           **options).xs[-1]
     if p.schedule is None:
         return p.model.sample(n, generator=g)
     x_T = torch.randn(n, 2, generator=g)
-    return sample(p.model, p.schedule, x_T, method=method, steps=steps, generator=g,
+    return sample(p.model, p.schedule, x_T, method=method or "ddim", steps=steps, generator=g,
                   keep_trajectory=False, **options).xs[-1]
 
 
-def evaluate_2d(p: Pretrained, n: int = 5000, seed: int = 0, method: str = "ddim", steps: int = 50,
+def evaluate_2d(p: Pretrained, n: int = 5000, seed: int = 0, method: str | None = None, steps: int = 50,
                 repeats: int = 3, samples: torch.Tensor | None = None) -> dict[str, Any]:
     """Sliced Wasserstein (and its floor), MMD, energy distance and mode coverage for a toy model.
 
@@ -80,7 +87,9 @@ def evaluate_2d(p: Pretrained, n: int = 5000, seed: int = 0, method: str = "ddim
     floor = data_floor(lambda m, gen: sample_toy(toy, m, gen), n, repeats=repeats, generator=g)
     ref = sample_toy(toy, n, g)
     out: dict[str, Any] = {
-        "n": n, "sampler": f"{method}-{steps}" if p.schedule is not None else one_pass(p), "seed": seed,
+        "n": n, "seed": seed,
+        "sampler": (f"{method or ('euler' if is_flow(p.config) else 'ddim')}-{steps}"
+                    if p.schedule is not None or is_flow(p.config) else one_pass(p)),
         "sliced_wasserstein": round(sum(sws) / repeats, 5),
         "sliced_wasserstein_floor": round(floor, 5),
         "sw_ratio": round(sum(sws) / repeats / floor, 3),
@@ -94,6 +103,25 @@ def evaluate_2d(p: Pretrained, n: int = 5000, seed: int = 0, method: str = "ddim
         cov = mode_coverage(x, spec.means, spec.std)
         out.update(modes_covered=cov.covered, modes=cov.n_modes, off_mode_fraction=round(cov.off_mode_fraction, 4))
     return out
+
+
+def quality_at_nfe(p: Pretrained, method: str, nfe: int, n: int = 2000, seed: int = 0, repeats: int = 2
+                   ) -> dict[str, Any] | None:
+    """``evaluate_2d`` of a toy model run with ``method`` on a budget of ``nfe`` network evaluations: a flow's
+    solver (core.flow.steps_for_nfe: midpoint and Heun cost 2 per step) or a diffusion sampler
+    (core.samplers.steps_for_nfe); with "steps" and "nfe" (the evaluations used). None when the budget cannot
+    run the method (e.g. more steps than T)."""
+    if is_flow(p.config):
+        steps = flow_steps_for_nfe(method, nfe)
+        used = nfe_for(method, steps)
+    else:
+        steps = steps_for_nfe(method, nfe, p.schedule.T)
+        if steps is None:
+            return None
+        used = 2 * steps - 1 if method == "ode_heun" else steps
+    x = sample_2d(p, n, seed=seed, method=method, steps=steps)
+    return {**evaluate_2d(p, n=n, seed=seed, method=method, steps=steps, repeats=repeats, samples=x),
+            "steps": steps, "nfe": used}
 
 
 # --- MNIST ---------------------------------------------------------------------------------------
