@@ -769,6 +769,12 @@ async def _simulate(url: str, args: argparse.Namespace) -> tuple[Class, LoopLag,
     return cls, lag, cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
 
 
+async def teacher_visit(url: str) -> None:
+    """One visit of Home before the class: a server warms its default views at its first script run."""
+    async with StreamlitClient(url, auto_rerun=False, name="teacher") as client:
+        await client.open("")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog="See the module docstring for the scenario and the figures.")
@@ -783,7 +789,8 @@ def main() -> None:
                     help="open the link all at once, or one after another over --stagger seconds")
     ap.add_argument("--stagger", type=float, default=30.0, help="seconds over which a staggered class arrives")
     ap.add_argument("--settle", type=float, default=0.0,
-                    help="seconds between the server answering and the first student (its start-up warm-up)")
+                    help="seconds between the teacher's first visit (which starts the server's warm-up) and the "
+                         "first student; 0: no teacher visit, the first student starts the warm-up")
     ap.add_argument("--think", type=float, default=1.0, help="seconds a browsing student waits between pages")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds a trainer waits for its model")
     ap.add_argument("--page-timeout", type=float, default=180.0, help="seconds a page visit may take")
@@ -806,7 +813,9 @@ def main() -> None:
     killed: list[str] = []
     try:
         startup = server.wait_healthy()
-        time.sleep(args.settle)  # the teacher starts the server before class: its warm-up visit runs first
+        if args.settle:  # the teacher opens the link first (the projector): that first run starts the warm-up
+            asyncio.run(teacher_visit(server.url))
+        time.sleep(args.settle)  # ... and the class arrives after it (the warm-up visits every page once)
         server.monitor.mark("start")
         if args.browser_check:
             result: dict[str, Any] = asyncio.run(browser_check(server.url, args.browser_check, args))

@@ -1,7 +1,7 @@
 """Diffusion Lab's Streamlit app: ``streamlit run dashboard/app.py``.
 
 - ``app.py``: the router. It lists every page under its sidebar section (st.navigation) and runs the one asked for.
-- ``views/<topic>.py``: one script per page (home, schedules, forward, reverse, score_field, samplers, train,
+- ``views/<topic>.py``: one script per page (home, schedules, forward, reverse, score_field, samplers, flow, train,
   mnist, baselines). A page reads its widgets, calls the engine in ``core/`` and plots; its file name is its URL.
   (Not ``pages/``: a folder of that name beside app.py makes Streamlit fall back to its legacy page discovery
   when a server's first visit is a deep link.)

@@ -57,6 +57,19 @@ METHOD_COLORS: dict[str, str] = {
     "ddpm": "#4f46e5", "ddim": "#0891b2", "euler_maruyama": "#dc2626", "predictor_corrector": "#d97706",
     "ode_euler": "#059669", "ode_heun": "#65a30d", "dpm_solver_2m": "#db2777",
 }
+# The flow-matching series the quality charts draw beside the samplers (dashboard.ui.flow runs them): fm-<toy> with
+# each fixed-step solver (Lipman et al. 2023) and fm-reflow-<toy> with Euler (Liu et al. 2023).
+FLOW_LABELS: dict[str, str] = {
+    "flow_euler": "Flow matching · Euler",
+    "flow_midpoint": "Flow matching · midpoint",
+    "flow_heun": "Flow matching · Heun",
+    "reflow_euler": "Rectified flow (reflow) · Euler",
+}
+FLOW_COLORS: dict[str, str] = {
+    "flow_euler": "#7c3aed", "flow_midpoint": "#92400e", "flow_heun": "#1f2937", "reflow_euler": "#c026d3",
+}
+SERIES_LABELS: dict[str, str] = {**METHOD_LABELS, **FLOW_LABELS}
+SERIES_COLORS: dict[str, str] = {**METHOD_COLORS, **FLOW_COLORS}
 SDE_LABELS = {"vp": "VP (variance preserving)", "ve": "VE (variance exploding)"}
 STOCHASTIC = ("ddpm", "euler_maruyama", "predictor_corrector")  # and ddim with eta > 0
 CONTINUOUS = ("euler_maruyama", "predictor_corrector", "ode_euler", "ode_heun")  # take sde="vp" | "ve"
@@ -437,20 +450,21 @@ def on_demand_grid(token: str, kinds: Sequence[bool], n: int, seed: int,
 
 
 def quality_chart(df: pd.DataFrame, x: str = "nfe", height: int = 300) -> alt.LayerChart:
-    """SW / floor against NFE (or wall seconds), log-log; one colour per method, learned solid, exact dashed;
-    a dotted rule at the data floor (ratio 1)."""
+    """SW / floor against NFE (or wall seconds), log-log; one colour per method (a sampler of METHODS or a flow
+    series of FLOW_LABELS), learned solid, exact dashed; a dotted rule at the data floor (ratio 1)."""
     df = df.copy()
     df = df[np.isfinite(pd.to_numeric(df["ratio"], errors="coerce")) & (df[x] > 0)]
-    df["sampler"] = df["method"].map(METHOD_LABELS)
-    methods = [m for m in METHODS if m in set(df["method"])]
-    domain = [METHOD_LABELS[m] for m in methods]
+    df["sampler"] = df["method"].map(SERIES_LABELS)
+    methods = [m for m in SERIES_LABELS if m in set(df["method"])]
+    domain = [SERIES_LABELS[m] for m in methods]
     x_title = "network evaluations (NFE, log scale)" if x == "nfe" else "wall time of sample() (s, log scale)"
     kinds = [k for k in ("learned", "exact") if k in set(df["model"])] or ["learned"]
+    height = max(height, 32 * len(methods) + 20)  # room for every legend entry (with the flow lines, up to 11)
     lines = alt.Chart(df, height=height).mark_line(point=True, strokeWidth=2).encode(
         x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(type="log", nice=False, padding=8)),
         y=alt.Y("ratio:Q", title="sliced Wasserstein / data floor (log)", scale=alt.Scale(type="log", nice=False,
                                                                                           padding=8)),
-        color=alt.Color("sampler:N", scale=alt.Scale(domain=domain, range=[METHOD_COLORS[m] for m in methods]),
+        color=alt.Color("sampler:N", scale=alt.Scale(domain=domain, range=[SERIES_COLORS[m] for m in methods]),
                         legend=alt.Legend(orient="right", title="sampler", labelLimit=260)),
         strokeDash=alt.StrokeDash("model:N", scale=alt.Scale(domain=kinds, range=[[1, 0] if k == "learned"
                                                                                   else [6, 4] for k in kinds]),

@@ -2,11 +2,12 @@
 on the same model at the same NFE budget, side by side with their paths, and sample quality against NFE."""
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core.metrics import data_floor, sliced_wasserstein
 from core.samplers import METHODS, sample, steps_for_nfe
-from dashboard.ui import plots, sampling
+from dashboard.ui import flow, plots, sampling
 from dashboard.ui.header import page_header
 from dashboard.ui.loaders import is_mixture
 from dashboard.ui.models import model_picker
@@ -124,10 +125,15 @@ terminal_noise_warning(choice.schedule, choice.label)
 # --- quality against cost ----------------------------------------------------------------------------------------
 
 st.subheader("Quality against network evaluations")
+flow_toy = flow.flow_toy_of(token, choice.toy)  # a pretrained ddpm-<toy>: fm-<toy>'s lines join the chart
 st.markdown("Each line is one sampler; lower is better and the dotted line is the data floor. **Solid lines** use "
             "the trained network, **dashed lines** the exact score (mixture toys), so the gap between a solid line "
             "and its dashed twin is the network's error, and a dashed line's own slope is the sampler's "
-            "discretisation error.")
+            "discretisation error."
+            + (f" The flow lines are fm-{choice.toy}, a flow-matching model of the same data (the *Flow matching* "
+               "page), with its three solvers, and the rectified flow where one is shipped: another ODE from noise "
+               "to data, whose straighter paths need fewer evaluations."
+               if flow_toy else ""))
 kinds = [False, True] if is_mixture(choice.toy or "") else [False]
 od_key = (token, sampling.ON_DEMAND_N, seed, tuple(options[m] for m in METHODS))
 store = st.session_state.setdefault("samplers.on_demand", {})
@@ -143,7 +149,11 @@ with b2:
                "(about 10-20 s on a 2-core CPU; cached afterwards).")
 if clicked and od_key not in store:
     progress = st.progress(0.0, text="Starting...")
-    store[od_key] = sampling.on_demand_grid(token, kinds, sampling.ON_DEMAND_N, seed, options, progress)
+    grid = sampling.on_demand_grid(token, kinds, sampling.ON_DEMAND_N, seed, options, progress)
+    if flow_toy is not None:  # the same noise, points and budgets: fm-<toy>'s solvers (and the exact velocity)
+        lines = flow.flow_rows(flow_toy, sampling.ON_DEMAND_NFE, sampling.ON_DEMAND_N, seed, kinds, progress)
+        grid = pd.concat([grid, lines[list(flow.COLUMNS)]], ignore_index=True) if len(lines) else grid
+    store[od_key] = grid
     st.rerun()  # draw the page again with the results and the button marked as done
 
 bench = sampling.benchmark_rows(choice.toy) if token.startswith("ddpm-") else None
@@ -156,6 +166,34 @@ elif bench is not None:
     source = (f"From `benchmarks/results/samplers.json` ({meta.get('created') or 'undated'}; n = {meta.get('n')} "
               f"points per run; {meta.get('hardware') or 'unknown hardware'}, {meta.get('threads')} thread(s)); "
               "engine defaults (DDIM η = 0, leading spacing, VP). Recompute with this page's options above.")
+    flow_n = flow.benchmark_n(meta)
+    flow_nfe = tuple(k for k in flow.SAMPLERS_FLOW_NFE if k <= df["nfe"].max())
+    if flow_toy is not None and flow_n is not None and flow_nfe:
+        flow_key = (flow_toy, flow_n, flow_nfe)
+        flow_store = st.session_state.setdefault("samplers.flow_lines_done", {})
+        if flow_toy == flow.DEFAULT_TOY or flow_key in flow_store:  # the default view: the warm-up computes it
+            bar = st.progress(0.0, text="Flow lines...")
+            lines = flow_store.get(flow_key)
+            if lines is None:
+                lines = flow.flow_rows(flow_toy, flow_nfe, flow_n, flow.SAMPLERS_FLOW_SEED, progress=bar)
+            bar.empty()
+            df = pd.concat([df, lines[list(flow.COLUMNS)]], ignore_index=True) if len(lines) else df
+            source += (f" Flow lines (fm-{flow_toy}): computed here on {flow_n} points, seed "
+                       f"{flow.SAMPLERS_FLOW_SEED}, at NFE {', '.join(map(str, flow_nfe))}, with this page's sliced "
+                       "Wasserstein and floor.")
+        else:
+            f1, f2 = st.columns([2, 3], vertical_alignment="center")
+            with f1:
+                add = st.button(f"Add the flow-matching lines (fm-{flow_toy})", icon=":material/air:",
+                                key="samplers.flow_lines")
+            with f2:
+                st.caption(f"Runs fm-{flow_toy}'s solvers at NFE {', '.join(map(str, flow_nfe))} on the benchmark's "
+                           f"{flow_n} points (several seconds on a 2-core CPU; cached for everyone afterwards).")
+            if add:
+                bar = st.progress(0.0, text="Starting...")
+                flow_store[flow_key] = flow.flow_rows(flow_toy, flow_nfe, flow_n, flow.SAMPLERS_FLOW_SEED,
+                                                      progress=bar)
+                st.rerun()
 else:
     df, source = None, None
     why = ("no benchmark results for this model" if not token.startswith("ddpm-") or sampling.BENCHMARK_JSON.is_file()

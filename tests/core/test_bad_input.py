@@ -347,7 +347,8 @@ def test_hashes_are_recorded_by_a_command(shipped_copy, capsys):
     path = shipped_copy / "ddpm-rings.json"
     path.write_text(path.read_text().replace('"name": "rings"', '"name": "rings" '))  # re-created, on purpose
     code, line = run_cli(["hashes", "--dir", str(shipped_copy)], capsys)
-    assert code == 1 and "24 of 25" in line
+    shipped = len(checkpoints.pretrained_names(shipped_copy))
+    assert code == 1 and f"{shipped - 1} of {shipped} checkpoint(s) match" in line
     assert run_cli(["hashes", "--record", "ddpm-rings", "--dir", str(shipped_copy)], capsys)[0] == 0
     assert run_cli(["hashes", "--dir", str(shipped_copy)], capsys)[0] == 0
     assert record_hashes(["ddpm-rings"], shipped_copy)["ddpm-rings"] == checkpoints.checkpoint_hashes(

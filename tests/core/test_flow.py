@@ -23,6 +23,7 @@ from core.flow import (
     flow_time,
     loss_flow_matching,
     on_flow_axes,
+    path_straightness,
     reflow_pairs,
     sample_flow,
     straightness,
@@ -220,3 +221,16 @@ def test_a_flow_config_is_validated():
         validate_config({**config, "model": {**config["model"], "num_classes": 3}})
     with pytest.raises(CheckpointError, match="expected eps, v or velocity"):
         validate_config({**config, "model": {**config["model"], "parameterization": "flow"}})
+
+
+def test_path_straightness_on_any_grid():
+    """Straight lines are straight on a non-uniform grid too (e.g. DDIM's path on the flow's axes); a bend is not."""
+    t = np.array([0.0, 0.05, 0.3, 0.31, 0.8, 1.0])
+    x_0, c = torch.randn(40, 2, dtype=torch.float64), torch.randn(40, 2, dtype=torch.float64)
+    line = torch.stack([x_0 + float(s) * c for s in t])
+    assert path_straightness(t, line) < 1e-20
+    bent = line.clone()
+    bent[2:5] += 0.5
+    assert path_straightness(t, bent) > 0.1
+    with pytest.raises(ValueError, match="increasing grid"):
+        path_straightness(t[::-1].copy(), line)
