@@ -34,24 +34,7 @@ def train_ddpm_2d(data: str | torch.Tensor, schedule: Schedule, cfg: TrainConfig
     network learns both eps(x, t, y) and eps(x, t) for classifier-free guidance (Ho & Salimans 2022).
     Returns the training result and the checkpoint config (without data provenance).
     """
-    if isinstance(data, str):
-        num_classes = NUM_CLASSES[data] if conditional else 0
-        if conditional:
-            def next_batch(step: int, g: torch.Generator):
-                return sample_toy_with_labels(data, cfg.batch_size, g)
-        else:
-            def next_batch(step: int, g: torch.Generator):
-                return sample_toy(data, cfg.batch_size, g), None
-    else:
-        points = data.float()
-        if conditional and labels is None:
-            raise ValueError("a conditional model needs labels for the points")
-        num_classes = int(labels.max()) + 1 if conditional else 0
-
-        def next_batch(step: int, g: torch.Generator):
-            idx = torch.randint(0, points.shape[0], (cfg.batch_size,), generator=g)
-            return points[idx], (labels[idx] if conditional else None)
-
+    next_batch, num_classes = batch_sampler(data, cfg.batch_size, labels, conditional)
     model_cfg = MLPConfig(**{**DEFAULT_MLP, **(mlp or {}), "num_classes": num_classes, "T": schedule.T})
     torch.manual_seed(cfg.seed)  # parameter initialisation
     model = VPredictionDenoiser(MLPDenoiser(model_cfg), schedule)
@@ -66,15 +49,39 @@ def train_ddpm_2d(data: str | torch.Tensor, schedule: Schedule, cfg: TrainConfig
         return loss_simple(m, schedule, x0, y=y, generator=g)
 
     result = train(model, loss_fn, next_batch, cfg, callback=callback)
-    config = {
+    config = ddpm_2d_config(model_cfg, schedule, cfg, result, p_uncond if conditional else None)
+    return result, config
+
+
+def batch_sampler(data: str | torch.Tensor, batch_size: int, labels: torch.Tensor | None = None,
+                  conditional: bool = False) -> tuple[Callable[[int, torch.Generator], tuple], int]:
+    """``next_batch(step, g) -> (x0, y or None)`` drawing from a toy or a point cloud, and the number of classes."""
+    if isinstance(data, str):
+        if conditional:
+            return (lambda step, g: sample_toy_with_labels(data, batch_size, g)), NUM_CLASSES[data]
+        return (lambda step, g: (sample_toy(data, batch_size, g), None)), 0
+    points = data.float()
+    if conditional and labels is None:
+        raise ValueError("a conditional model needs labels for the points")
+
+    def next_batch(step: int, g: torch.Generator) -> tuple:
+        idx = torch.randint(0, points.shape[0], (batch_size,), generator=g)
+        return points[idx], (labels[idx] if conditional else None)
+
+    return next_batch, (int(labels.max()) + 1 if conditional else 0)
+
+
+def ddpm_2d_config(model_cfg: MLPConfig, schedule: Schedule, cfg: TrainConfig, result: TrainResult,
+                   p_uncond: float | None = None) -> dict[str, Any]:
+    """The checkpoint config of a 2D eps-model trained with L_simple (without data provenance)."""
+    return {
         "family": "ddpm",
         "model": {"type": "mlp", "parameterization": "v", **model_cfg.to_dict()},
         "schedule": schedule.to_config(),
         "objective": "L_simple (eps-prediction loss, Ho et al. 2020 eq. 14)",
-        "p_uncond": p_uncond if conditional else None,
+        "p_uncond": p_uncond,
         "training": {**cfg.to_dict(), "steps_done": result.steps, "seconds": round(result.seconds, 2),
                      "stop_reason": result.stop_reason,
                      "final_loss": sum(result.losses[-100:]) / max(1, len(result.losses[-100:])),
                      "loss_curve": loss_curve(result.losses)},
     }
-    return result, config

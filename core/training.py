@@ -88,8 +88,8 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        if self._source is None or self._source[0] is not model:
-            self._source = (model, [p.detach() for p in model.parameters()], list(model.buffers()))
+        if self._source is None or self._source[0] is not model:  # the parameters themselves: no_grad is on
+            self._source = (model, list(model.parameters()), list(model.buffers()))
         _, params, buffers = self._source
         torch._foreach_lerp_(self._params, params, 1.0 - d)
         for b_ema, b in zip(self._buffers, buffers, strict=True):
