@@ -53,7 +53,7 @@ from core.data.toy2d import TOY_NAMES, PointCloudError, load_points, standardise
 from core.flow import FLOW_METHODS, is_flow
 from core.models.mlp import MLPConfig
 from core.models.unet import UNetConfig
-from core.samplers import METHODS
+from core.samplers import METHODS, VARIANCES
 from core.schedules import MAX_T, SCHEDULE_NAMES, make_schedule
 from core.train_2d import DEFAULT_2D_TRAIN, DEFAULT_MLP, train_ddpm_2d
 from core.training import PRECISIONS, TrainConfig, TrainResult
@@ -301,7 +301,10 @@ def validate_train(args: argparse.Namespace) -> None:
     _check_options({"--beta": args.beta is not None}, args.family != "gan",
                    "to a GAN: --beta is a VAE option (the weight of its KL term)")
     _check_options({"--schedule": args.schedule is not None, "--T": args.T is not None,
-                    "--conditional": args.conditional}, ddpm, f"to a {args.family.upper()} (it does not diffuse)")
+                    "--conditional": args.conditional, "--learn-sigma": args.learn_sigma}, ddpm,
+                   f"to a {args.family.upper()} (it does not diffuse)")
+    _check_options({"--learn-sigma": args.learn_sigma}, not mnist, "to MNIST yet (learned variances are "
+                                                                  "trained for the 2D DDPM)")
     _check_options({"--width": args.width is not None, "--depth": args.depth is not None},
                    (ddpm or flow) and not mnist, "here: --width and --depth size the 2D DDPM's or flow's MLP (the "
                                                  "MNIST UNet and the GAN / VAE recipes have fixed sizes)")
@@ -507,7 +510,7 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{cfg.steps} steps of batch {cfg.batch_size}, device {cfg.device}", file=sys.stderr)
     with _progress_bar(cfg.steps) as progress:
         result, config = train_ddpm_2d(data, schedule, cfg, mlp=mlp, conditional=args.conditional,
-                                       callback=progress)
+                                       learn_sigma=args.learn_sigma, callback=progress)
     return _finish_2d(args, result, config, data_info)
 
 
@@ -575,13 +578,13 @@ def validate_sample(args: argparse.Namespace) -> Pretrained:
     diffusion = p.schedule is not None
     if is_flow(p.config):
         _check_options({"--eta": args.eta is not None, "--label": args.label is not None,
-                        "--guidance": args.guidance is not None}, False,
+                        "--guidance": args.guidance is not None, "--variance": args.variance is not None}, False,
                        f"to {args.model}: a flow has no labels and no DDIM eta")
         _check_flow_method(args)
         return p
     _check_options({"--method": args.method is not None, "--steps": args.steps is not None,
                     "--eta": args.eta is not None, "--label": args.label is not None,
-                    "--guidance": args.guidance is not None}, diffusion,
+                    "--guidance": args.guidance is not None, "--variance": args.variance is not None}, diffusion,
                    f"to {args.model}: a {p.config.get('family', 'one-pass').upper()} samples in one pass (no "
                    "sampler, steps or labels)")
     if not diffusion:
@@ -591,6 +594,11 @@ def validate_sample(args: argparse.Namespace) -> Pretrained:
         raise UsageError(f"--method {method} is a flow solver; {args.model} is a diffusion model (methods: "
                          f"{', '.join(METHODS)})")
     _check_options({"--eta": args.eta is not None}, method == "ddim", f"to --method {method} (it is DDIM's)")
+    _check_options({"--variance": args.variance is not None}, method == "ddpm",
+                   f"to --method {method} (it is the ancestral sampler's, --method ddpm)")
+    if args.variance == "learned" and not getattr(p.model, "learn_sigma", False):
+        raise UsageError(f"--variance learned: {args.model} does not learn its variance (the iddpm- models do; "
+                         "train one with --learn-sigma)")
     if args.steps is not None and args.steps > p.schedule.T:
         raise UsageError(f"--steps {args.steps:,} is more than the model's T = {p.schedule.T:,}")
     classes = _is_conditional(p)
@@ -616,6 +624,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     method = _default(args.method, "euler" if is_flow(p.config) else "ddim")
     if args.eta is not None:
         options["eta"] = args.eta
+    if args.variance is not None:
+        options["variance"] = args.variance
     if args.label is not None:
         options.update(y=torch.full((args.n,), args.label, dtype=torch.long),
                        guidance_scale=_default(args.guidance, 1.0))
@@ -679,7 +689,7 @@ def _checkpoint_dir(model: str) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.evaluate import evaluate_2d, evaluate_mnist
+    from core.evaluate import bound_2d, evaluate_2d, evaluate_mnist
 
     p = args.loaded
     method = _default(args.method, "euler" if is_flow(p.config) else "ddim")
@@ -695,6 +705,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         metrics["classifier"] = _default(args.classifier, "classifier-mnist")
     else:
         metrics = evaluate_2d(p, n=_default(args.n, 5000), seed=args.seed, method=method, steps=steps)
+        if p.schedule is not None and not is_flow(p.config) and _data_kind(p) == "toy":
+            metrics.update(bound_2d(p, seed=args.seed))  # nats per dimension
     width = max(map(len, metrics))
     for k, v in metrics.items():
         if k == "guided":
@@ -784,6 +796,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-budget", type=_float_in(0, 1e7, open_lo=True), default=None,
                    help="stop after this many seconds")
     t.add_argument("--conditional", action="store_true", help="2D toys: learn labels too (classifier-free guidance)")
+    t.add_argument("--learn-sigma", action="store_true",
+                   help="2D DDPM: learn the reverse variances too, with the hybrid loss (improved DDPM, Nichol & "
+                        "Dhariwal 2021)")
     t.add_argument("--seed", type=seed, default=0)
     t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     t.add_argument("--out", required=True, help="checkpoint path stem, e.g. pretrained/ddpm-eight_gaussians")
@@ -831,6 +846,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=_int_in(1, MAX_T), default=None,
                    help="default: the method's own (e.g. ddim 50, ddpm 1000)")
     s.add_argument("--eta", type=_float_in(0, 1), default=None, help="DDIM eta (0 = deterministic)")
+    s.add_argument("--variance", choices=VARIANCES, default=None,
+                   help="DDPM's reverse variance (default beta_tilde); learned: the model's own (iddpm- models)")
     s.add_argument("--label", type=_int_in(0, 1000), default=None, help="class label, for conditional models")
     s.add_argument("--guidance", type=_float_in(0, 100), default=None,
                    help="classifier-free guidance scale w (default 1, with --label)")

@@ -132,6 +132,50 @@ def model_variance(s: Schedule, variance: str) -> torch.Tensor:
     return v
 
 
+def learned_variance(s: Schedule, t: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Sigma_theta = exp(frac log beta_t + (1 - frac) log beta_tilde_t), frac = (v + 1) / 2 (Nichol & Dhariwal
+    2021, eq. 15): frac = 1 is beta_t, frac = 0 is beta_tilde_t (at t = 1, where beta_tilde is 0, beta_tilde_2, as
+    their code clips it). Integer t (N,); v shaped like x; returns a variance shaped like x."""
+    log_beta = _at(torch.log(s.betas), t, x)
+    log_beta_tilde = _at(torch.log(model_variance(s, "beta_tilde")), t, x)
+    frac = (v + 1.0) / 2.0
+    return torch.exp(frac * log_beta + (1.0 - frac) * log_beta_tilde)
+
+
+def loss_hybrid(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, y: torch.Tensor | None = None,
+                generator: torch.Generator | None = None, lam: float = 0.001, decoder: str = "gaussian"
+                ) -> torch.Tensor:
+    """L_hybrid = L_simple + lambda L_vlb (Nichol & Dhariwal 2021, sec. 3.1), lambda = 0.001.
+
+    One t per example: L_vlb = T E_t[L_t] with L_t the bound's term at t in bits per dimension (KL of the true
+    posterior to N(mu_theta, Sigma_theta), or the decoder's -log p(x_0 | x_1) at t = 1), where mu_theta uses a
+    stopped eps, so L_vlb trains only the variance output v and L_simple alone trains the mean. ``eps_model``
+    needs ``eps_and_v`` (a network with learn_sigma). ``decoder``: "gaussian" (2D points) or "discretized"
+    (images in [-1, 1]).
+    """
+    if decoder not in ("gaussian", "discretized"):
+        raise ValueError(f"unknown decoder {decoder!r}; expected one of: gaussian, discretized")
+    n = x0.shape[0]
+    t = torch.randint(0, s.T, (n,), generator=generator, device=x0.device)
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    x_t = q_sample(s, x0, t, noise)
+    eps, v = eps_model.eps_and_v(x_t, t.to(x0.dtype), y)
+    if v is None:
+        raise ValueError("the hybrid loss needs a model that learns its variance (learn_sigma)")
+    l_simple = (eps - noise).pow(2).mean()
+    mean = p_mean(s, x_t, t, eps.detach())  # the stop-gradient of sec. 3.1
+    var = learned_variance(s, t, v, x_t)
+    true_mean, true_var = q_posterior(s, x0, x_t, t)
+    kl = gaussian_kl(true_mean, true_var.clamp(min=1e-20), mean, var)  # clamped: t = 1 takes the decoder below
+    if decoder == "gaussian":
+        nll = -torch.distributions.Normal(mean, var.sqrt()).log_prob(x0)
+    else:
+        nll = -discretized_gaussian_log_likelihood(x0, mean, var)
+    first = (t == 0).reshape(-1, *([1] * (x0.dim() - 1)))
+    l_t = torch.where(first, nll, kl).flatten(1).mean(1) / math.log(2.0)
+    return l_simple + lam * s.T * l_t.mean()
+
+
 def p_mean(s: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """mu_theta(x_t, t) = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) (Ho et al. eq. 11)."""
     beta = _at(s.betas, t, x_t)
@@ -158,11 +202,16 @@ def vlb_terms(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, y: torch.Tenso
     ``kl`` (N, T-1) holds L_{t-1} for paper steps t = 2..T, ``decoder`` (N,) is L_0 = -log p(x_0|x_1).
     Each term uses one draw of x_t ~ q(x_t | x_0), so the sum is an unbiased estimate of the bound.
     ``decoder`` is "gaussian" (continuous data such as 2D points) or "discretized" (images in [-1, 1]).
+    ``variance`` "beta" or "beta_tilde" (fixed, Ho et al.), or "learned": the model's own Sigma_theta
+    (``learned_variance``; the model needs ``eps_and_v``).
     """
     if decoder not in ("gaussian", "discretized"):
         raise ValueError(f"unknown decoder {decoder!r}; expected one of: gaussian, discretized")
+    learned = variance == "learned"
+    if learned and not getattr(eps_model, "learn_sigma", False):
+        raise ValueError("variance 'learned' needs a model that learns its variance (learn_sigma)")
     dims = tuple(range(1, x0.dim()))
-    sigma2 = model_variance(s, variance)
+    sigma2 = None if learned else model_variance(s, variance)
     kls = []
     decoder_nll = None
     with torch.no_grad():
@@ -170,9 +219,13 @@ def vlb_terms(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, y: torch.Tenso
             t = torch.full((x0.shape[0],), i, device=x0.device, dtype=torch.long)
             noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
             x_t = q_sample(s, x0, t, noise)
-            eps = eps_model(x_t, t.to(x0.dtype), y) if y is not None else eps_model(x_t, t.to(x0.dtype))
+            if learned:
+                eps, v = eps_model.eps_and_v(x_t, t.to(x0.dtype), y)
+                var = learned_variance(s, t, v, x_t)
+            else:
+                eps = eps_model(x_t, t.to(x0.dtype), y) if y is not None else eps_model(x_t, t.to(x0.dtype))
+                var = _at(sigma2, t, x_t).expand_as(x_t)
             mean = p_mean(s, x_t, t, eps)
-            var = _at(sigma2, t, x_t).expand_as(x_t)
             if i == 0:
                 if decoder == "gaussian":
                     nll = -torch.distributions.Normal(mean, var.sqrt()).log_prob(x0)
@@ -193,6 +246,15 @@ def elbo_per_dim(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, **kwargs) -
     terms = vlb_terms(eps_model, s, x0, **kwargs)
     bound = terms["prior"] + terms["kl"].sum(1) + terms["decoder"]
     return -bound / x0[0].numel()
+
+
+def bits_per_dim(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, variance: str = "beta_tilde",
+                 y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The bound on -log2 p(x_0) per dimension for 8-bit images scaled to [-1, 1], per example (N,): all T terms,
+    the discretised decoder (Ho et al. 2020, eq. 13) and the prior, divided by D ln 2 (the unit of Nichol &
+    Dhariwal 2021, table 1)."""
+    return -elbo_per_dim(eps_model, s, x0, y=y, variance=variance, decoder="discretized",
+                         generator=generator) / math.log(2.0)
 
 
 def v_to_eps(s: Schedule, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -219,8 +281,22 @@ class VPredictionDenoiser(torch.nn.Module):
     def null_class(self) -> int | None:
         return getattr(self.net, "null_class", None)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def learn_sigma(self) -> bool:
+        """Whether the network also outputs the variance interpolation v (Nichol & Dhariwal 2021, eq. 15)."""
+        return bool(getattr(getattr(self.net, "config", None), "learn_sigma", False))
+
+    def eps_and_v(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(eps, v): the noise prediction and, with ``learn_sigma``, the variance interpolation v of
+        ``learned_variance`` (None without it). This v is not the v-prediction target the network's first
+        output uses."""
         t = torch.as_tensor(t, device=x.device, dtype=x.dtype)
         if t.dim() == 0:
             t = t.expand(x.shape[0])
-        return v_to_eps(self.schedule, x, t, self.net(x, t, y))
+        out = self.net(x, t, y)
+        pred, v = out.chunk(2, dim=1) if self.learn_sigma else (out, None)
+        return v_to_eps(self.schedule, x, t, pred), v
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.eps_and_v(x, t, y)[0]

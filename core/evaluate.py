@@ -16,8 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.analytic import toy_mixture
 from core.checkpoints import Pretrained
 from core.data.toy2d import MIXTURE_TOYS, mixture_spec, sample_toy
+from core.diffusion import elbo_per_dim
 from core.flow import is_flow, nfe_for, sample_flow
 from core.flow import steps_for_nfe as flow_steps_for_nfe
 from core.metrics import (
@@ -104,6 +106,23 @@ def evaluate_2d(p: Pretrained, n: int = 5000, seed: int = 0, method: str | None 
         spec = mixture_spec(toy)
         cov = mode_coverage(x, spec.means, spec.std)
         out.update(modes_covered=cov.covered, modes=cov.n_modes, off_mode_fraction=round(cov.off_mode_fraction, 4))
+    return out
+
+
+def bound_2d(p: Pretrained, n: int = 2000, seed: int = 0) -> dict[str, float]:
+    """The variational bound on -log p(x) of a 2D DDPM in nats per dimension, on n fresh data points (all T
+    terms, Ho et al. 2020 eq. 5): with fixed beta and beta_tilde and, for a model that learns its variances,
+    with its own Sigma_theta (Nichol & Dhariwal 2021); on a mixture toy beside the true -log p(x)."""
+    toy = p.config.get("data", {}).get("name")
+    if p.config.get("data", {}).get("kind") != "toy" or p.schedule is None:
+        raise ValueError("bound_2d needs a DDPM trained on a named toy")
+    x = sample_toy(toy, n, torch.Generator().manual_seed(20_000 + seed))
+    variances = ["beta", "beta_tilde"] + (["learned"] if getattr(p.model, "learn_sigma", False) else [])
+    out = {f"nll_bound_{v}": round(-elbo_per_dim(p.model, p.schedule, x, variance=v,
+                                                 generator=torch.Generator().manual_seed(seed)).mean().item(), 4)
+           for v in variances}
+    if toy in MIXTURE_TOYS:
+        out["nll_true"] = round(-toy_mixture(toy).log_prob(x).double().mean().item() / x.shape[1], 4)
     return out
 
 

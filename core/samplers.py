@@ -55,7 +55,7 @@ from core.schedules import Schedule
 
 SPACINGS = ("linspace", "leading", "trailing")
 SDES = ("vp", "ve")
-VARIANCES = ("beta", "beta_tilde")
+VARIANCES = ("beta", "beta_tilde", "learned")  # "learned": the model's Sigma_theta (Nichol & Dhariwal)
 
 # Defaults measured with the exact (oracle) score on eight_gaussians, linear and cosine T = 1000: at these
 # step counts every method (VP and VE) is within 2x of the data-vs-data sliced-Wasserstein floor at 4,000
@@ -137,30 +137,42 @@ def _noise_mask(t_prev: int | float | torch.Tensor, x: torch.Tensor) -> float | 
 
 def ddpm_step(s: Schedule, x_t: torch.Tensor, eps: torch.Tensor, t: int | torch.Tensor,
               noise: torch.Tensor | None, variance: str = "beta_tilde",
-              t_prev: int | torch.Tensor | None = None) -> torch.Tensor:
+              t_prev: int | torch.Tensor | None = None, v: torch.Tensor | None = None) -> torch.Tensor:
     """One ancestral step x_t -> x_{t_prev} (Ho et al. 2020, Algorithm 2, line 4):
 
     x_{t-1} = 1 / sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) + sigma_t z,
-    sigma_t^2 = beta_t ("beta") or beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t ("beta_tilde").
+    sigma_t^2 = beta_t ("beta"), beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t ("beta_tilde"),
+    or "learned": exp(frac log beta_t + (1 - frac) log beta_tilde_t), frac = (v + 1) / 2, with the model's v
+    (Nichol & Dhariwal 2021, eq. 15).
 
     t_prev defaults to t - 1; a coarser t_prev uses the respaced chain's alpha_t = alpha_bar_t / alpha_bar_prev
-    (Nichol & Dhariwal 2021). z = 0 on the step into t_prev = -1 (paper step 1). t, t_prev: ints or (N,).
+    and its beta_t and beta_tilde_t (Nichol & Dhariwal 2021, sec. 4). z = 0 on the step into t_prev = -1 (paper
+    step 1). t, t_prev: ints or (N,).
     """
     if variance not in VARIANCES:
         raise ValueError(f"unknown variance {variance!r}; expected one of: {', '.join(VARIANCES)}")
+    if variance == "learned" and v is None:
+        raise ValueError("ddpm_step with variance 'learned' needs the model's v")
     if t_prev is None:
         t_prev = t - 1
     ab_t, ab_prev = _alpha_bar(s, t, x_t), _alpha_bar(s, t_prev, x_t)
     alpha_t = ab_t / ab_prev
     beta_t = 1.0 - alpha_t
     mean = (x_t - beta_t / _sqrt(1.0 - ab_t) * eps) / _sqrt(alpha_t)
+    beta_tilde = (1.0 - ab_prev) / (1.0 - ab_t) * beta_t
     if variance == "beta":
         var = beta_t
-    else:
-        var = (1.0 - ab_prev) / (1.0 - ab_t) * beta_t
-    sigma = _sqrt(var) * _noise_mask(t_prev, x_t)
+    elif variance == "beta_tilde":
+        var = beta_tilde
+    else:  # on the step into clean data beta_tilde is 0 and no noise is added: any finite log will do
+        log_beta_tilde = torch.log(torch.as_tensor(beta_tilde, dtype=x_t.dtype, device=x_t.device).clamp(min=1e-20))
+        log_beta = torch.log(torch.as_tensor(beta_t, dtype=x_t.dtype, device=x_t.device))
+        frac = (v + 1.0) / 2.0
+        var = torch.exp(frac * log_beta + (1.0 - frac) * log_beta_tilde)
+    mask = _noise_mask(t_prev, x_t)
+    sigma = _sqrt(var) * mask
     if noise is None:
-        if isinstance(sigma, float) and sigma == 0.0:
+        if isinstance(mask, float) and mask == 0.0:
             return mean
         raise ValueError("ddpm_step needs noise (a standard normal tensor like x_t) unless t_prev = -1")
     return mean + sigma * noise
@@ -291,17 +303,41 @@ def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
 
 
+class VarianceTap:
+    """An eps model that keeps the variance output v of its first call since ``v`` was reset: the learned
+    variance (Nichol & Dhariwal 2021) rides along with the eps that guidance mixes, at no extra evaluation. Under
+    classifier-free guidance the first call (or the first N rows of the batched one) is the conditional pass."""
+
+    def __init__(self, model: EpsModel):
+        self.model = model
+        self.null_class = getattr(model, "null_class", None)
+        self.v: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        eps, v = self.model.eps_and_v(x, t, y)
+        if self.v is None:
+            self.v = v
+        return eps
+
+
 class Recorder:
     """The network and the record of one sampling run: every sampler calls ``predict`` for eps and the x_0
     prediction (counting network evaluations) and ``record`` after each transition (keeping the path, calling
     the per-step callback). ``start(timesteps)`` opens the record once the sampler has chosen its time grid."""
 
     def __init__(self, eps_fn: EpsFn, x_T: torch.Tensor, keep: bool, callback: Callable[[dict], Any] | None,
-                 method: str):
+                 method: str, tap: VarianceTap | None = None):
         self.eps_fn, self.x_T, self.keep, self.callback, self.method = eps_fn, x_T, keep, callback, method
+        self.tap = tap
         self.timesteps: list[float] = []
         self.nfe = 0
         self.last_x0: torch.Tensor | None = None
+
+    def variance_v(self, x: torch.Tensor) -> torch.Tensor:
+        """The learned variance's v from the last ``predict`` (of its conditional pass, under guidance)."""
+        if self.tap is None or self.tap.v is None:
+            raise ValueError("variance 'learned' needs a model that learns its variance (learn_sigma)")
+        return self.tap.v[: x.shape[0]]
 
     def start(self, timesteps: list[float]) -> list[float]:
         """Preallocate the path for these timesteps (one copy per step) and return them."""
@@ -315,6 +351,8 @@ class Recorder:
 
     def predict(self, s: Schedule, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(eps, x0_pred) of the (guided) network at (x, t), all points at the same t; one NFE."""
+        if self.tap is not None:
+            self.tap.v = None
         eps = self.eps_fn(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
         self.nfe += 1
         return eps, eps_to_x0(s, x, _as_t(t, x), eps)
@@ -355,7 +393,8 @@ def sample_ddpm(eps_fn: EpsFn, s: Schedule, x: torch.Tensor, steps: int, rec: Re
     for i, (t, t_prev) in enumerate(zip(ts, [*ts[1:], -1], strict=True)):
         eps, x0_pred = rec.predict(s, x, t)
         noise = randn_like(x, generator) if t_prev >= 0 else None
-        x_next = ddpm_step(s, x, eps, t, noise, variance, t_prev)
+        v = rec.variance_v(x) if variance == "learned" else None
+        x_next = ddpm_step(s, x, eps, t, noise, variance, t_prev, v)
         rec.record(i, x, x_next, x0_pred, eps)
         x = x_next
     return x
@@ -639,7 +678,8 @@ def sample(eps_model: EpsModel, schedule: Schedule, x_T: torch.Tensor, method: s
 
     method: one of METHODS (SAMPLERS[method] does the work). steps: visited timesteps (default
     ``DEFAULT_STEPS[method]``, at most T). Options per method (defaults first): ddpm ``variance``
-    ("beta_tilde" | "beta"), ``spacing`` ("leading" | "linspace" | "trailing"); ddim ``eta`` (0.0, in [0, 1]),
+    ("beta_tilde" | "beta" | "learned", the model's own, Nichol & Dhariwal 2021), ``spacing`` ("leading" |
+    "linspace" | "trailing"); ddim ``eta`` (0.0, in [0, 1]),
     ``spacing``; euler_maruyama / ode_euler / ode_heun ``sde`` ("vp" | "ve"); predictor_corrector ``sde``,
     ``snr`` (0.16, the Langevin signal-to-noise r), ``corrector_steps`` (1); dpm_solver_2m none. For every
     method: ``y`` labels (N,) or one int, ``guidance_scale`` w (1.0, classifier-free guidance), ``keep_trajectory``
@@ -671,8 +711,14 @@ def sample(eps_model: EpsModel, schedule: Schedule, x_T: torch.Tensor, method: s
         if y.shape != (x_T.shape[0],):
             raise ValueError(f"y must be one label or (N,) = ({x_T.shape[0]},) labels; got shape {tuple(y.shape)}")
         y = y.long()
+    tap = None
+    if opts.get("variance") == "learned":
+        if not getattr(eps_model, "learn_sigma", False):
+            raise ValueError("variance 'learned' needs a model that learns its variance (trained with learn_sigma, "
+                             "e.g. the iddpm- models)")
+        tap = eps_model = VarianceTap(eps_model)
     eps_fn = classifier_free_guidance(eps_model, y, guidance_scale)
-    rec = Recorder(eps_fn, x_T, keep_trajectory, callback, method)
+    rec = Recorder(eps_fn, x_T, keep_trajectory, callback, method, tap)
     with torch.no_grad():
         x = SAMPLERS[method](eps_fn, s, x_T, steps, rec, generator, **opts)
     return rec.result(x)

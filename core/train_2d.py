@@ -13,18 +13,19 @@ import torch
 from torch import nn
 
 from core.data.toy2d import NUM_CLASSES, sample_toy, sample_toy_with_labels
-from core.diffusion import VPredictionDenoiser, loss_simple
+from core.diffusion import VPredictionDenoiser, loss_hybrid, loss_simple
 from core.models.mlp import MLPConfig, MLPDenoiser
 from core.schedules import Schedule
 from core.training import TrainConfig, TrainResult, loss_curve, train
 
 DEFAULT_MLP = {"width": 96, "depth": 2, "t_embed_dim": 32, "x_embed_dim": 16}
 DEFAULT_2D_TRAIN = TrainConfig(steps=1600, batch_size=512, lr=3e-3)
+OBJECTIVE_HYBRID = "L_hybrid = L_simple + 0.001 L_vlb, learned variances (Nichol & Dhariwal 2021 sec. 3.1)"
 
 
 def train_ddpm_2d(data: str | torch.Tensor, schedule: Schedule, cfg: TrainConfig = DEFAULT_2D_TRAIN,
                   mlp: dict[str, Any] | None = None, labels: torch.Tensor | None = None,
-                  conditional: bool = False, p_uncond: float = 0.1,
+                  conditional: bool = False, p_uncond: float = 0.1, learn_sigma: bool = False,
                   callback: Callable[[dict[str, Any]], bool | None] | None = None
                   ) -> tuple[TrainResult, dict[str, Any]]:
     """Train a 2D eps-model with L_simple (Ho et al. 2020, Algorithm 1) on a toy name or a point cloud.
@@ -32,10 +33,13 @@ def train_ddpm_2d(data: str | torch.Tensor, schedule: Schedule, cfg: TrainConfig
     The MLP's output is parameterised as v and exposed as eps (see VPredictionDenoiser). With
     ``conditional`` the labels are dropped to the null class with probability ``p_uncond``, so one
     network learns both eps(x, t, y) and eps(x, t) for classifier-free guidance (Ho & Salimans 2022).
-    Returns the training result and the checkpoint config (without data provenance).
+    With ``learn_sigma`` the network also learns its reverse variances, with L_hybrid (Nichol & Dhariwal 2021,
+    core.diffusion.loss_hybrid). Returns the training result and the checkpoint config (without data provenance).
     """
     next_batch, num_classes = batch_sampler(data, cfg.batch_size, labels, conditional)
-    model_cfg = MLPConfig(**{**DEFAULT_MLP, **(mlp or {}), "num_classes": num_classes, "T": schedule.T})
+    model_cfg = MLPConfig(**{**DEFAULT_MLP, **(mlp or {}), "num_classes": num_classes, "T": schedule.T,
+                             "learn_sigma": learn_sigma})
+    loss = loss_hybrid if learn_sigma else loss_simple
     torch.manual_seed(cfg.seed)  # parameter initialisation
     model = VPredictionDenoiser(MLPDenoiser(model_cfg), schedule)
     null = model_cfg.num_classes
@@ -46,7 +50,7 @@ def train_ddpm_2d(data: str | torch.Tensor, schedule: Schedule, cfg: TrainConfig
         if y is not None:
             drop = torch.rand(y.shape, generator=g) < p_uncond
             y = torch.where(drop, torch.full_like(y, null), y).to(cfg.device)
-        return loss_simple(m, schedule, x0, y=y, generator=g)
+        return loss(m, schedule, x0, y=y, generator=g)
 
     result = train(model, loss_fn, next_batch, cfg, callback=callback)
     config = ddpm_2d_config(model_cfg, schedule, cfg, result, p_uncond if conditional else None)
@@ -78,7 +82,8 @@ def ddpm_2d_config(model_cfg: MLPConfig, schedule: Schedule, cfg: TrainConfig, r
         "family": "ddpm",
         "model": {"type": "mlp", "parameterization": "v", **model_cfg.to_dict()},
         "schedule": schedule.to_config(),
-        "objective": "L_simple (eps-prediction loss, Ho et al. 2020 eq. 14)",
+        "objective": (OBJECTIVE_HYBRID if model_cfg.learn_sigma else
+                      "L_simple (eps-prediction loss, Ho et al. 2020 eq. 14)"),
         "p_uncond": p_uncond,
         "training": {**cfg.to_dict(), "steps_done": result.steps, "seconds": round(result.seconds, 2),
                      "stop_reason": result.stop_reason,

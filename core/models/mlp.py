@@ -23,6 +23,7 @@ class MLPConfig:
     x_embed_dim: int = 32  # sinusoidal features per coordinate; 0 feeds raw x only
     num_classes: int = 0  # > 0 adds a label embedding with one extra learned "null" class
     T: int = 1000  # timesteps are rescaled to [0, 1000) so the embedding does not depend on T
+    learn_sigma: bool = False  # also output v, the variance interpolation of Nichol & Dhariwal 2021 (eq. 15)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,7 +43,8 @@ class ResidualBlock(nn.Module):
 
 
 class MLPDenoiser(nn.Module):
-    """Predicts eps for (N, dim) points at (N,) timesteps; ``y`` (N,) labels or None (= null class)."""
+    """Predicts eps for (N, dim) points at (N,) timesteps; ``y`` (N,) labels or None (= null class). With
+    ``learn_sigma`` the output is (N, 2 dim): the prediction, then the variance interpolation v."""
 
     def __init__(self, config: MLPConfig):
         super().__init__()
@@ -53,7 +55,8 @@ class MLPDenoiser(nn.Module):
         self.t_mlp = nn.Sequential(nn.Linear(c.t_embed_dim, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
         self.label_emb = nn.Embedding(c.num_classes + 1, c.width) if c.num_classes > 0 else None
         self.blocks = nn.ModuleList(ResidualBlock(c.width) for _ in range(c.depth))
-        self.out = nn.Sequential(nn.LayerNorm(c.width), nn.SiLU(), nn.Linear(c.width, c.dim))
+        out_dim = c.dim * (2 if c.learn_sigma else 1)
+        self.out = nn.Sequential(nn.LayerNorm(c.width), nn.SiLU(), nn.Linear(c.width, out_dim))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 

@@ -37,8 +37,9 @@ class MLPBatch(nn.Module):
         self.config: MLPConfig = members[0].config
         if any(m.config != self.config for m in members):
             raise ValueError("every member of an MLPBatch must have the same MLPConfig")
-        if self.config.num_classes:
-            raise ValueError("MLPBatch stacks unconditional MLPs only (num_classes = 0)")
+        if self.config.num_classes or self.config.learn_sigma:
+            raise ValueError("MLPBatch stacks unconditional MLPs with fixed variances only (num_classes = 0, "
+                             "learn_sigma = False)")
         self.names = [name for name, _ in members[0].named_parameters()]
         states = [dict(m.named_parameters()) for m in members]
         self.weights = nn.ParameterList(

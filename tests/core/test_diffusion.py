@@ -131,4 +131,6 @@ def test_vlb_rejects_unknown_options():
     with pytest.raises(ValueError, match="unknown decoder"):
         vlb_terms(lambda x, t: x, s, torch.zeros(2, 2), decoder="bernoulli")
     with pytest.raises(ValueError, match="unknown variance"):
+        vlb_terms(lambda x, t: x, s, torch.zeros(2, 2), variance="fixed")
+    with pytest.raises(ValueError, match="learns its variance"):
         vlb_terms(lambda x, t: x, s, torch.zeros(2, 2), variance="learned")

@@ -88,3 +88,34 @@ def test_reflow_is_straighter_and_better_in_two_steps(toy):
     assert straightness(rf.model, x_0) < 0.2 * straightness(fm.model, x_0)
     two = [evaluate_2d(p, n=2000, seed=1, method="euler", steps=2, repeats=2)["sw_ratio"] for p in (fm, rf)]
     assert two[1] < 0.7 * two[0], two
+
+
+IDDPM_TOYS = ("eight_gaussians", "two_moons", "swiss_roll")
+
+
+def test_the_improved_ddpms_are_shipped_with_their_bounds():
+    names = set(pretrained_names())
+    manifest = json.loads((PRETRAINED_DIR / "manifest.json").read_text())["models"]
+    for toy in IDDPM_TOYS:
+        assert f"iddpm-{toy}" in names
+        metrics = manifest[f"iddpm-{toy}"]["metrics"]
+        assert metrics["nll_bound_learned"] < metrics["nll_bound_beta"] < metrics["nll_bound_beta_tilde"]
+
+
+def test_a_learned_variance_closes_most_of_the_bounds_gap_to_the_true_density():
+    """Nichol & Dhariwal 2021, sec. 3: on eight gaussians, whose log-density is exact, the learned Sigma_theta's
+    bound sits within a quarter of the fixed variances' gap, and never above the true value (beyond its error)."""
+    from core.analytic import toy_mixture
+    from core.data.toy2d import sample_toy
+    from core.diffusion import elbo_per_dim
+
+    p = load_pretrained("iddpm-eight_gaussians")
+    x = sample_toy("eight_gaussians", 1000, torch.Generator().manual_seed(3))
+    true = toy_mixture("eight_gaussians").log_prob(x).double() / 2
+    gaps = {}
+    for variance in ("beta", "beta_tilde", "learned"):
+        elbo = elbo_per_dim(p.model, p.schedule, x, variance=variance, generator=torch.Generator().manual_seed(0))
+        diff = (true - elbo.double())  # per point: the bound's gap, paired with the same x
+        gaps[variance] = (diff.mean().item(), diff.std().item() / len(diff) ** 0.5)
+    assert gaps["learned"][0] <= 0.25 * min(gaps["beta"][0], gaps["beta_tilde"][0])
+    assert gaps["learned"][0] > -3 * gaps["learned"][1]  # a lower bound: not above log p beyond its error

@@ -77,7 +77,13 @@ def test_ddpm_step_matches_algorithm_2_by_hand(linear) -> None:
     ab0 = float(s.alpha_bars[0])
     torch.testing.assert_close(ddpm_step(s, x, eps, 0, z), (x - math.sqrt(1 - ab0) * eps) / math.sqrt(ab0))
     with pytest.raises(ValueError, match="unknown variance"):
+        ddpm_step(s, x, eps, t, z, variance="fixed")
+    with pytest.raises(ValueError, match="needs the model's v"):
         ddpm_step(s, x, eps, t, z, variance="learned")
+    ones = torch.ones_like(x)  # Nichol & Dhariwal eq. 15: frac = 1 is beta, frac = 0 is beta_tilde
+    torch.testing.assert_close(ddpm_step(s, x, eps, t, z, variance="learned", v=ones), mean + math.sqrt(beta) * z)
+    torch.testing.assert_close(ddpm_step(s, x, eps, t, z, variance="learned", v=-ones),
+                               mean + math.sqrt(beta_tilde) * z)
 
 
 def test_ddim_step_matches_eq_12_by_hand(linear) -> None:

@@ -46,8 +46,9 @@ def test_mlp_batch_computes_each_member():
 def test_mlp_batch_refuses_mixed_or_conditional_members():
     with pytest.raises(ValueError, match="same MLPConfig"):
         MLPBatch([MLPDenoiser(MLPConfig(width=16)), MLPDenoiser(MLPConfig(width=32))])
-    with pytest.raises(ValueError, match="unconditional"):
-        MLPBatch([MLPDenoiser(MLPConfig(width=16, num_classes=3))])
+    for cfg in (MLPConfig(width=16, num_classes=3), MLPConfig(width=16, learn_sigma=True)):
+        with pytest.raises(ValueError, match="unconditional"):
+            MLPBatch([MLPDenoiser(cfg)])
 
 
 def test_batched_jobs_match_their_solo_runs():
