@@ -32,6 +32,7 @@ pages = {
     "Sampling and training": [
         st.Page("views/samplers.py", title="Samplers", icon=":material/compare_arrows:"),
         st.Page("views/flow.py", title="Flow matching", icon=":material/air:"),
+        st.Page("views/improved_ddpm.py", title="Improved DDPM", icon=":material/tune:"),
         st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     ],
     "Images": [

@@ -14,7 +14,7 @@ Shared by several pages:
     sampling.py      cached sampler runs and their figures (Reverse process and Samplers pages)
     sitemap.py       what each page teaches; the pages as app.py lists them (Home's map, Train's links)
 The helpers of one page: score_field.py, train.py, baselines.py, flow.py (Flow matching; its flow lines also join
-the Samplers page's quality chart).
+the Samplers page's quality chart), improved_ddpm.py (Improved DDPM).
 
 A page reads like this (see ``dashboard/views/forward.py``)::
 

@@ -37,6 +37,8 @@ SUMMARIES: tuple[Summary, ...] = (
     Summary("samplers.py", "DDPM, DDIM, SDE and ODE samplers from the same noise on the same model."),
     Summary("flow.py", "Flow matching's straight training paths, the curved flow it learns, and how reflow "
                        "straightens it, beside diffusion."),
+    Summary("improved_ddpm.py", "Learned reverse variances (Improved DDPM): where the variance matters, a tighter "
+                                "likelihood bound, and good samples in few steps."),
     Summary("train.py", "Train a small model live, with a loss curve, a time budget and a cancel button."),
     Summary("mnist.py", "The same ideas on handwritten digits, with class guidance."),
     Summary("baselines.py", "Three families of generative models on the same data with the same metrics."),

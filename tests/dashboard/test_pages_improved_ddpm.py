@@ -1,0 +1,224 @@
+"""AppTest checks of the Improved DDPM page: it renders for each iddpm toy with its charts, likelihood table and
+live samples; the table matches benchmarks/results/improved_ddpm.json and the learned variance's bound is the
+lowest of the three; the toy, the seed and the compared variance change the output and live in the URL; a
+missing or damaged results file, or a model that cannot be loaded, gives a message instead of a crash; a default
+view renders within its budget once warm; and the helpers check the file's fields.
+Run: python -m pytest tests/dashboard/test_pages_improved_ddpm.py -q"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import checkpoints
+from dashboard.ui import improved_ddpm as iddpm
+from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
+from tests.dashboard.test_pages_sampling import xy
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: one torch thread, as the server runs
+
+PAGE = "views/improved_ddpm.py"
+SMALL_N = 200  # points per live panel in the tests (the page's 1000 in the timing test)
+RESULTS_JSON = iddpm.RESULTS_JSON
+
+
+@pytest.fixture
+def small_panels(monkeypatch):
+    monkeypatch.setattr(iddpm, "LIVE_N", SMALL_N)
+
+
+def the_json() -> dict:
+    """The shipped results file, the one the page reads unless a test points it elsewhere."""
+    return json.loads(RESULTS_JSON.read_text())
+
+
+def open_page(query: dict[str, str] | None = None, before=None) -> AppTest:
+    """The app's first run (home), then the page; ``before()`` runs between the two (to break something that the
+    home page does not need)."""
+    at = AppTest.from_file(str(APP), default_timeout=300).run()
+    assert not at.exception, [e.value for e in at.exception]
+    if before is not None:
+        before()
+    at.switch_page(PAGE)
+    at.query_params.update(query or {})
+    return ok(at.run())
+
+
+def panel_titles(fig: dict) -> list[str]:
+    return [a["text"] for a in fig["layout"]["annotations"] if a.get("xref") == "paper"]
+
+
+def sample_points(fig: dict) -> list[np.ndarray]:
+    """The samples of each panel of a row (the traces named after their panel, not the grey data)."""
+    return [xy(d) for d in fig["data"] if d["name"] != "data"]
+
+
+def warnings(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+# --- the page ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("small_panels")
+@pytest.mark.parametrize("toy", iddpm.TOYS)
+def test_each_toy_renders_its_charts_table_and_samples(toy):
+    at = open_page({"toy": toy})
+    assert len(at.latex) >= 2 and any(i.value.startswith("**Try this:**") for i in at.info)
+    assert [e.label for e in at.expander] == ["Show the code"] and "def learned_variance" in at.code[0].value
+    assert not warnings(at) and not at.error
+    raw = the_json()["models"][toy]
+    sigma, ratio, terms = vega_frames(at)
+    labels = set(iddpm.VARIANCE_LABELS.values())
+    assert set(sigma["series"]) == labels and set(terms["series"]) == labels
+    learned = sigma[sigma["series"] == iddpm.VARIANCE_LABELS["learned"]]
+    assert np.allclose(learned["value"], raw["sigma"]["learned"]) and (learned["lo"] <= learned["hi"]).all()
+    assert sigma["step"].min() == 1 and sigma["step"].max() == raw["t"][-1] + 1  # the paper's steps 1..T
+    assert (terms["value"] > 0).all() and terms["step"].min() == 2  # a log axis; the decoder term is in the caption
+    lower = ratio[ratio["series"] == iddpm.VARIANCE_LABELS["beta_tilde"]]["value"]
+    assert lower.min() < 0.7 and lower.max() <= 1.0 + 1e-9  # beta_tilde <= beta, far below it only near t = 0
+    # the live samples: fixed beta_tilde and learned, 4 step counts each, with the JSON's SW beside them
+    rows = plotly_specs(at)
+    assert len(rows) == 2
+    for fig, v in zip(rows, ("beta_tilde", "learned"), strict=True):
+        titles = panel_titles(fig)
+        assert titles == [f"{iddpm.VARIANCE_LABELS[v]} · {k} steps · SW {raw['ancestral'][v][str(k)]:.2f}×"
+                          for k in iddpm.STEPS]
+        points = sample_points(fig)
+        assert len(points) == 4 and all(p.shape == (SMALL_N, 2) and np.isfinite(p).all() for p in points)
+    quality = at.dataframe[1].value
+    assert list(quality.columns) == [f"{k} steps" for k in iddpm.STEPS]
+    assert quality.loc[iddpm.VARIANCE_LABELS["learned"], "10 steps"] == raw["ancestral"]["learned"]["10"]
+
+
+@pytest.mark.usefixtures("small_panels")
+@pytest.mark.parametrize("toy", iddpm.TOYS)
+def test_the_likelihood_table_matches_the_json_and_the_learned_bound_is_lowest(toy):
+    at = open_page({"toy": toy})
+    table = at.dataframe[0].value
+    nll = the_json()["models"][toy]["nll"]
+    keys = [k for k, _ in iddpm.NLL_ROWS if k in nll]
+    assert list(table["estimate"]) == [dict(iddpm.NLL_ROWS)[k] for k in keys]
+    assert ("true" in keys) == (toy == "eight_gaussians")  # the true density: the mixture toy only
+    assert list(table["nats / dim"]) == [nll[k] for k in keys]
+    assert list(table["± s.e."][:3]) == [f"{nll[k + '_se']:.4f}" for k in keys[:3]] and table["± s.e."][3] == "—"
+    assert np.allclose(table["minus PF-ODE"], [nll[k] - nll["pf_ode"] for k in keys])
+    bounds = table[table["estimate"].str.startswith("bound")]
+    assert bounds.loc[bounds["nats / dim"].idxmin(), "estimate"] == dict(iddpm.NLL_ROWS)["bound_learned"]
+    sentence = next(m.value for m in at.markdown if m.value.startswith("The learned variance's bound"))
+    assert "it is the tightest of the three" in sentence
+    assert f"{nll['bound_beta_tilde'] - nll['bound_learned']:.3f} nats/dim lower" in sentence
+
+
+@pytest.mark.usefixtures("small_panels")
+def test_toy_seed_and_compared_variance_change_the_output_and_live_in_the_url():
+    at = open_page()
+    assert at.selectbox(key="improved_ddpm.toy").value == iddpm.DEFAULT_TOY
+    before = sample_points(plotly_specs(at)[1])[0]
+    at.number_input(key="improved_ddpm.seed").set_value(7).run()
+    after = sample_points(plotly_specs(ok(at))[1])[0]
+    assert not np.allclose(before, after)
+    assert any("(seed 7)" in c.value for c in at.caption)
+    at.selectbox(key="improved_ddpm.compare").set_value("both").run()
+    rows = plotly_specs(ok(at))
+    assert [panel_titles(f)[0].split(" · ")[0] for f in rows] == [iddpm.VARIANCE_LABELS[v] for v in iddpm.VARIANCES]
+    assert np.allclose(sample_points(rows[2])[0], after)  # the learned row is the same draw: cached, same seed
+    at.selectbox(key="improved_ddpm.toy").set_value("two_moons").run()
+    ok(at)
+    assert at.dataframe[0].value["nats / dim"].iloc[2] == the_json()["models"]["two_moons"]["nll"]["bound_learned"]
+    assert len(at.dataframe[0].value) == 4  # no true density for two moons
+    assert at.query_params == {"seed": "7", "compare": "both", "toy": "two_moons"}
+    # a shared link reopens the view; nonsense in the URL falls back to the defaults
+    at = open_page({"toy": "swiss_roll", "seed": "3", "compare": "beta"})
+    assert at.selectbox(key="improved_ddpm.toy").value == "swiss_roll"
+    assert at.number_input(key="improved_ddpm.seed").value == 3
+    assert panel_titles(plotly_specs(at)[0])[0].startswith(iddpm.VARIANCE_LABELS["beta"])
+    at = open_page({"toy": "checkerboard", "seed": "nan", "compare": "../etc"})
+    assert at.selectbox(key="improved_ddpm.toy").value == iddpm.DEFAULT_TOY
+    assert at.number_input(key="improved_ddpm.seed").value == 0
+    assert at.selectbox(key="improved_ddpm.compare").value == "beta_tilde"
+
+
+@pytest.mark.usefixtures("small_panels")
+def test_a_missing_or_damaged_results_file_gives_a_message(monkeypatch, tmp_path):
+    path = tmp_path / "improved_ddpm.json"
+    monkeypatch.setattr(iddpm, "RESULTS_JSON", path)
+    at = open_page()
+    assert len(warnings(at)) == 4 and all("is missing" in w and "benchmarks/improved_ddpm.py" in w
+                                          for w in warnings(at))
+    assert not at.get("vega_lite_chart") and len(plotly_specs(at)) == 2  # the live samples are still drawn
+    assert all(" · SW " not in t for t in panel_titles(plotly_specs(at)[0]))
+    path.write_text("{not json")
+    at = open_page()
+    assert warnings(at) and "not a readable JSON object" in warnings(at)[0]
+    raw = the_json()
+    del raw["models"]["two_moons"]["terms"]["learned"]
+    raw["models"]["swiss_roll"]["nll"]["pf_ode"] = float("nan")
+    path.write_text(json.dumps(raw))
+    assert not warnings(open_page())  # eight gaussians is intact
+    w = warnings(open_page({"toy": "two_moons"}))
+    assert w and "is damaged (terms.learned" in w[0]
+    w = warnings(open_page({"toy": "swiss_roll"}))
+    assert w and "is damaged (nll.pf_ode: expected a finite number)" in w[0]
+
+
+def test_a_model_that_cannot_be_loaded_leaves_the_benchmark_sections(monkeypatch, tmp_path):
+    at = open_page(before=lambda: monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", tmp_path))
+    assert at.error and "iddpm-eight_gaussians" in at.error[0].value
+    assert len(vega_frames(at)) == 3 and not plotly_specs(at)  # charts and tables from the file, no samples
+    assert any("No live samples" in i.value for i in at.info)
+
+
+def test_a_warm_default_view_renders_within_budget():
+    warm = open_page()  # computes and caches the default view (a server's warm-up does this at start-up) ...
+    ok(warm.selectbox(key="improved_ddpm.compare").set_value("beta").run())  # ... and here the fixed-beta row
+    at = AppTest.from_file(str(APP), default_timeout=300).run()
+    at.switch_page(PAGE)
+    t0 = time.perf_counter()
+    ok(at.run())
+    render = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ok(at.selectbox(key="improved_ddpm.compare").set_value("beta").run())
+    change = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ok(at.number_input(key="improved_ddpm.seed").set_value(int(time.time()) % 9000 + 1).run())  # not cached
+    new_seed = time.perf_counter() - t0
+    print(f"warm render {render:.2f} s, compare change {change:.2f} s, new seed {new_seed:.2f} s")
+    # The budgets are 3 s and 1 s; margin for a busy CPU. A new seed draws 2 x 4 chains (370 network calls).
+    assert render < 3.0 and change < 2.0 and new_seed < 4.0, (render, change, new_seed)
+
+
+# --- helpers -------------------------------------------------------------------------------------------------------
+
+
+def test_parse_toy_names_the_field_that_is_wrong():
+    raw = the_json()
+    res = iddpm.parse_toy(raw, "eight_gaussians")
+    assert res.t[0] == 0 and len(res.t) == len(res.sigma["learned"]) == len(res.terms["beta"])
+    assert set(res.ancestral) == set(iddpm.VARIANCES) and set(res.ancestral["learned"]) == set(iddpm.STEPS)
+    assert math.isfinite(res.nll["true"]) and "true" not in iddpm.parse_toy(raw, "two_moons").nll
+    with pytest.raises(iddpm.ResultsProblem, match="no results for checkerboard"):
+        iddpm.parse_toy(raw, "checkerboard")
+    row = raw["models"]["eight_gaussians"]
+    for field, bad, message in (
+            ("t", [3, 2, 1], "t: expected increasing"),
+            ("sigma", {**row["sigma"], "beta": row["sigma"]["beta"][:-1]}, "sigma.beta: expected"),
+            ("nll", {**row["nll"], "bound_learned": True}, "nll.bound_learned"),
+            ("ancestral", {**row["ancestral"], "beta": {"10": 1.0}}, "ancestral.beta.25")):
+        damaged = {**raw, "models": {"eight_gaussians": {**row, field: bad}}}
+        with pytest.raises(iddpm.ResultsProblem, match=message):
+            iddpm.parse_toy(damaged, "eight_gaussians")
+
+
+def test_ancestral_draws_the_same_noise_for_every_variance():
+    a = iddpm.ancestral("two_moons", "beta", 10, 50, 1)
+    b = iddpm.ancestral("two_moons", "beta_tilde", 10, 50, 1)
+    assert a.shape == (50, 2) and np.allclose(a, iddpm.ancestral("two_moons", "beta", 10, 50, 1))
+    assert np.abs(a).mean() > np.abs(b).mean()  # beta_t adds more noise than beta_tilde_t on the same draws
+    with pytest.raises(ValueError, match="unknown variance"):
+        iddpm.ancestral("two_moons", "large", 10, 50, 1)
