@@ -303,8 +303,6 @@ def validate_train(args: argparse.Namespace) -> None:
     _check_options({"--schedule": args.schedule is not None, "--T": args.T is not None,
                     "--conditional": args.conditional, "--learn-sigma": args.learn_sigma}, ddpm,
                    f"to a {args.family.upper()} (it does not diffuse)")
-    _check_options({"--learn-sigma": args.learn_sigma}, not mnist, "to MNIST yet (learned variances are "
-                                                                  "trained for the 2D DDPM)")
     _check_options({"--width": args.width is not None, "--depth": args.depth is not None},
                    (ddpm or flow) and not mnist, "here: --width and --depth size the 2D DDPM's or flow's MLP (the "
                                                  "MNIST UNet and the GAN / VAE recipes have fixed sizes)")
@@ -389,8 +387,11 @@ def cmd_train_mnist(args: argparse.Namespace) -> int:
     data = load_mnist("train", data_dir=args.data_dir, allow_download=args.download)
     schedule_name, T = _default(args.schedule, "cosine"), _default(args.T, 1000)
     schedule = make_schedule(schedule_name, T=T)
+    if args.learn_sigma and world_size > 1:
+        raise UsageError("--learn-sigma trains in one process (the hybrid loss reads the variance output beside "
+                         "DDP's forward); run it without torchrun")
     unet = UNetConfig(T=T, gradient_checkpointing=args.checkpointing,
-                      dropout=_default(args.dropout, UNetConfig.dropout))
+                      dropout=_default(args.dropout, UNetConfig.dropout), learn_sigma=args.learn_sigma)
     out, state = args.out, args.state
     if args.fresh:
         delete_training_state(state)
@@ -797,7 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this many seconds")
     t.add_argument("--conditional", action="store_true", help="2D toys: learn labels too (classifier-free guidance)")
     t.add_argument("--learn-sigma", action="store_true",
-                   help="2D DDPM: learn the reverse variances too, with the hybrid loss (improved DDPM, Nichol & "
+                   help="DDPM: learn the reverse variances too, with the hybrid loss (improved DDPM, Nichol & "
                         "Dhariwal 2021)")
     t.add_argument("--seed", type=seed, default=0)
     t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")

@@ -142,22 +142,27 @@ def learned_variance(s: Schedule, t: torch.Tensor, v: torch.Tensor, x: torch.Ten
     return torch.exp(frac * log_beta + (1.0 - frac) * log_beta_tilde)
 
 
+OBJECTIVE_HYBRID = "L_hybrid = L_simple + 0.001 L_vlb, learned variances (Nichol & Dhariwal 2021 sec. 3.1)"
+
+
 def loss_hybrid(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, y: torch.Tensor | None = None,
-                generator: torch.Generator | None = None, lam: float = 0.001, decoder: str = "gaussian"
-                ) -> torch.Tensor:
+                generator: torch.Generator | None = None, lam: float = 0.001, decoder: str = "gaussian",
+                t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
     """L_hybrid = L_simple + lambda L_vlb (Nichol & Dhariwal 2021, sec. 3.1), lambda = 0.001.
 
     One t per example: L_vlb = T E_t[L_t] with L_t the bound's term at t in bits per dimension (KL of the true
     posterior to N(mu_theta, Sigma_theta), or the decoder's -log p(x_0 | x_1) at t = 1), where mu_theta uses a
     stopped eps, so L_vlb trains only the variance output v and L_simple alone trains the mean. ``eps_model``
     needs ``eps_and_v`` (a network with learn_sigma). ``decoder``: "gaussian" (2D points) or "discretized"
-    (images in [-1, 1]).
+    (images in [-1, 1]). ``t`` and ``noise``: drawn here from ``generator`` unless given.
     """
     if decoder not in ("gaussian", "discretized"):
         raise ValueError(f"unknown decoder {decoder!r}; expected one of: gaussian, discretized")
     n = x0.shape[0]
-    t = torch.randint(0, s.T, (n,), generator=generator, device=x0.device)
-    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    if t is None:
+        t = torch.randint(0, s.T, (n,), generator=generator, device=x0.device)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x_t = q_sample(s, x0, t, noise)
     eps, v = eps_model.eps_and_v(x_t, t.to(x0.dtype), y)
     if v is None:

@@ -13,14 +13,13 @@ import torch
 from torch import nn
 
 from core.data.toy2d import NUM_CLASSES, sample_toy, sample_toy_with_labels
-from core.diffusion import VPredictionDenoiser, loss_hybrid, loss_simple
+from core.diffusion import OBJECTIVE_HYBRID, VPredictionDenoiser, loss_hybrid, loss_simple
 from core.models.mlp import MLPConfig, MLPDenoiser
 from core.schedules import Schedule
 from core.training import TrainConfig, TrainResult, loss_curve, train
 
 DEFAULT_MLP = {"width": 96, "depth": 2, "t_embed_dim": 32, "x_embed_dim": 16}
 DEFAULT_2D_TRAIN = TrainConfig(steps=1600, batch_size=512, lr=3e-3)
-OBJECTIVE_HYBRID = "L_hybrid = L_simple + 0.001 L_vlb, learned variances (Nichol & Dhariwal 2021 sec. 3.1)"
 
 
 def train_ddpm_2d(data: str | torch.Tensor, schedule: Schedule, cfg: TrainConfig = DEFAULT_2D_TRAIN,

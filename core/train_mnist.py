@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.data.mnist import MNIST
-from core.diffusion import q_sample
+from core.diffusion import OBJECTIVE_HYBRID, loss_hybrid, q_sample
 from core.models.classifier import ClassifierConfig, MNISTClassifier
 from core.models.unet import UNet, UNetConfig
 from core.schedules import Schedule
@@ -64,6 +64,8 @@ def train_ddpm_mnist(data: MNIST, schedule: Schedule, cfg: TrainConfig = DEFAULT
 
     def loss_fn(net: nn.Module, batch, g: torch.Generator) -> torch.Tensor:
         x0, y, t, noise = batch
+        if unet.learn_sigma:  # L_hybrid (Nichol & Dhariwal 2021); one process: DDP wraps only forward
+            return loss_hybrid(net, schedule, x0, y, t=t, noise=noise, decoder="discretized")
         x_t = q_sample(schedule, x0, t, noise)
         return (net(x_t, t.float(), y).float() - noise).pow(2).mean()
 
@@ -73,7 +75,8 @@ def train_ddpm_mnist(data: MNIST, schedule: Schedule, cfg: TrainConfig = DEFAULT
         # checkpointing only matters in training: the shipped model samples without it
         "model": {"type": "unet", **unet.to_dict(), "gradient_checkpointing": False},
         "schedule": schedule.to_config(),
-        "objective": "L_simple (eps-prediction loss, Ho et al. 2020 eq. 14) with label dropout for CFG",
+        "objective": ((OBJECTIVE_HYBRID if unet.learn_sigma else
+                       "L_simple (eps-prediction loss, Ho et al. 2020 eq. 14)") + " with label dropout for CFG"),
         "p_uncond": p_uncond,
         "training": _training_record(cfg, result),
         "data": {"kind": "mnist", "source": data.source, "n": len(data)},

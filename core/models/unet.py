@@ -33,6 +33,7 @@ class UNetConfig:
     dropout: float = 0.1
     T: int = 1000
     gradient_checkpointing: bool = False
+    learn_sigma: bool = False  # also output v, the variance interpolation of Nichol & Dhariwal 2021 (eq. 15)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -104,13 +105,30 @@ class UNet(nn.Module):
                 ch = c_out
             if level > 0:
                 self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
-        self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, folded, 3, padding=1))
+        out_folded = folded * (2 if c.learn_sigma else 1)
+        self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, out_folded, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
     @property
     def null_class(self) -> int:
         return self.config.num_classes
+
+    @property
+    def learn_sigma(self) -> bool:
+        return self.config.learn_sigma
+
+    def eps_and_v(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(eps, v): with ``learn_sigma`` the second half of the output channels is the variance interpolation v
+        of core.diffusion.learned_variance (None without it)."""
+        out = self._forward(x, t, y)
+        return out.chunk(2, dim=1) if self.config.learn_sigma else (out, None)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """eps_theta(x_t, t, y) for (N, C, 28, 28) images."""
+        out = self._forward(x, t, y)
+        return out[:, : self.config.in_channels] if self.config.learn_sigma else out
 
     def _run(self, block: nn.Module, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         if not isinstance(block, (ResBlock, SelfAttention)):
@@ -119,7 +137,7 @@ class UNet(nn.Module):
             return checkpoint(block, h, emb, use_reentrant=False)
         return block(h, emb)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
         t = torch.as_tensor(t, device=x.device)
         if t.dim() == 0:

@@ -103,7 +103,6 @@ CLI_CASES = [
     (["train", "--data", "two_moons", "--data-dir", "adir", "--out", "x"], 2, "--data-dir does not apply"),
     (["train", "--data", "mnist", "--width", "64", "--out", "x"], 2, "--width does not apply"),
     (["train", "--data", "mnist", "--conditional", "--out", "x"], 2, "always class-conditional"),
-    (["train", "--data", "mnist", "--learn-sigma", "--out", "x"], 2, "--learn-sigma does not apply to MNIST"),
     (["train", "--data", "two_moons", "--family", "flow", "--learn-sigma", "--out", "x"], 2,
      "--learn-sigma does not apply to a FLOW"),
     (["sample", "ddpm-eight_gaussians", "--method", "ddpm", "--variance", "learned"], 2,
