@@ -303,6 +303,9 @@ def validate_train(args: argparse.Namespace) -> None:
     _check_options({"--schedule": args.schedule is not None, "--T": args.T is not None,
                     "--conditional": args.conditional, "--learn-sigma": args.learn_sigma}, ddpm,
                    f"to a {args.family.upper()} (it does not diffuse)")
+    if args.objective is not None and not (args.learn_sigma and not mnist):
+        raise UsageError("--objective chooses how a 2D DDPM learns its variances: it needs --learn-sigma (and 2D "
+                         "data; the MNIST recipe uses the hybrid loss)")
     _check_options({"--width": args.width is not None, "--depth": args.depth is not None},
                    (ddpm or flow) and not mnist, "here: --width and --depth size the 2D DDPM's or flow's MLP (the "
                                                  "MNIST UNet and the GAN / VAE recipes have fixed sizes)")
@@ -511,7 +514,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{cfg.steps} steps of batch {cfg.batch_size}, device {cfg.device}", file=sys.stderr)
     with _progress_bar(cfg.steps) as progress:
         result, config = train_ddpm_2d(data, schedule, cfg, mlp=mlp, conditional=args.conditional,
-                                       learn_sigma=args.learn_sigma, callback=progress)
+                                       learn_sigma=args.learn_sigma, objective=_default(args.objective, "hybrid"),
+                                       callback=progress)
     return _finish_2d(args, result, config, data_info)
 
 
@@ -800,6 +804,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--learn-sigma", action="store_true",
                    help="DDPM: learn the reverse variances too, with the hybrid loss (improved DDPM, Nichol & "
                         "Dhariwal 2021)")
+    t.add_argument("--objective", choices=("hybrid", "vlb"), default=None,
+                   help="with --learn-sigma on 2D data: hybrid (default) or vlb (L_vlb alone, importance-sampled t)")
     t.add_argument("--seed", type=seed, default=0)
     t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     t.add_argument("--out", required=True, help="checkpoint path stem, e.g. pretrained/ddpm-eight_gaussians")

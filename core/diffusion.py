@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -168,7 +169,40 @@ def loss_hybrid(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, y: torch.Ten
     if v is None:
         raise ValueError("the hybrid loss needs a model that learns its variance (learn_sigma)")
     l_simple = (eps - noise).pow(2).mean()
-    mean = p_mean(s, x_t, t, eps.detach())  # the stop-gradient of sec. 3.1
+    l_t = vlb_term(s, x0, x_t, t, eps.detach(), v, decoder)  # the stop-gradient of sec. 3.1
+    return l_simple + lam * s.T * l_t.mean()
+
+
+def loss_vlb(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, y: torch.Tensor | None = None,
+             generator: torch.Generator | None = None, sampler: Any = None, decoder: str = "gaussian"
+             ) -> torch.Tensor:
+    """L_vlb alone (Nichol & Dhariwal 2021, sec. 3.3): E_t[L_t] in bits per dimension, training the mean and the
+    variance. With ``sampler`` (core.importance.LossSecondMomentSampler) t is drawn with p_t proportional to
+    sqrt(E[L_t^2]) over its recent history and each term is weighted 1 / (T p_t), which keeps the estimate unbiased
+    and lowers its variance; the sampler learns from every batch. Without it t is uniform."""
+    if decoder not in ("gaussian", "discretized"):
+        raise ValueError(f"unknown decoder {decoder!r}; expected one of: gaussian, discretized")
+    n = x0.shape[0]
+    if sampler is None:
+        t, weight = torch.randint(0, s.T, (n,), generator=generator, device=x0.device), torch.ones(n)
+    else:
+        t, weight = sampler.sample(n, generator)
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    x_t = q_sample(s, x0, t, noise)
+    eps, v = eps_model.eps_and_v(x_t, t.to(x0.dtype), y)
+    if v is None:
+        raise ValueError("the L_vlb objective needs a model that learns its variance (learn_sigma)")
+    l_t = vlb_term(s, x0, x_t, t, eps, v, decoder)
+    if sampler is not None:
+        sampler.update(t, l_t.detach())
+    return (weight.to(l_t) * l_t).mean()
+
+
+def vlb_term(s: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
+             v: torch.Tensor, decoder: str = "gaussian") -> torch.Tensor:
+    """L_t of the bound per example, in bits per dimension, for p_theta(x_{t-1} | x_t) = N(mu_theta(eps),
+    Sigma_theta(v)): KL(q(x_{t-1} | x_t, x_0) || p_theta) for t > 1, the decoder's -log p(x_0 | x_1) at t = 1."""
+    mean = p_mean(s, x_t, t, eps)
     var = learned_variance(s, t, v, x_t)
     true_mean, true_var = q_posterior(s, x0, x_t, t)
     kl = gaussian_kl(true_mean, true_var.clamp(min=1e-20), mean, var)  # clamped: t = 1 takes the decoder below
@@ -177,8 +211,7 @@ def loss_hybrid(eps_model: EpsModel, s: Schedule, x0: torch.Tensor, y: torch.Ten
     else:
         nll = -discretized_gaussian_log_likelihood(x0, mean, var)
     first = (t == 0).reshape(-1, *([1] * (x0.dim() - 1)))
-    l_t = torch.where(first, nll, kl).flatten(1).mean(1) / math.log(2.0)
-    return l_simple + lam * s.T * l_t.mean()
+    return torch.where(first, nll, kl).flatten(1).mean(1) / math.log(2.0)
 
 
 def p_mean(s: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

@@ -105,6 +105,7 @@ CLI_CASES = [
     (["train", "--data", "mnist", "--conditional", "--out", "x"], 2, "always class-conditional"),
     (["train", "--data", "two_moons", "--family", "flow", "--learn-sigma", "--out", "x"], 2,
      "--learn-sigma does not apply to a FLOW"),
+    (["train", "--data", "two_moons", "--objective", "vlb", "--out", "x"], 2, "it needs --learn-sigma"),
     (["sample", "ddpm-eight_gaussians", "--method", "ddpm", "--variance", "learned"], 2,
      "does not learn its variance"),
     (["sample", "iddpm-eight_gaussians", "--variance", "learned"], 2, "--variance does not apply to --method ddim"),

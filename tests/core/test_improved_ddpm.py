@@ -187,3 +187,59 @@ def test_hybrid_training_lowers_the_bound_with_learned_variance():
     learned = elbo_per_dim(result.ema_model, S, data, variance="learned", generator=torch.Generator().manual_seed(0))
     fixed = elbo_per_dim(result.ema_model, S, data, variance="beta_tilde", generator=torch.Generator().manual_seed(0))
     assert learned.mean() > fixed.mean() + 0.1
+
+
+def test_the_importance_sampler_is_uniform_until_warm_then_follows_the_terms_rms():
+    from core.importance import LossSecondMomentSampler
+
+    sampler = LossSecondMomentSampler(T=4, history=3, uniform=0.0)
+    torch.testing.assert_close(sampler.probabilities(), torch.full((4,), 0.25, dtype=torch.float64))
+    for _ in range(3):
+        sampler.update(torch.tensor([0, 1, 2, 3]), torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert sampler.warm
+    torch.testing.assert_close(sampler.probabilities(), torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64))
+    sampler.update(torch.tensor([3, 3, 3]), torch.tensor([0.0, 0.0, 0.0]))  # a full ring: the old values are gone
+    assert sampler.probabilities()[3] == 0.0
+    t, w = sampler.sample(20_000, torch.Generator().manual_seed(0))
+    assert set(t.tolist()) <= {0, 1, 2}
+    f = torch.tensor([1.0, 2.0, 3.0, 0.0])  # terms proportional to p: the weighted estimate is exact and unbiased
+    assert (w * f[t]).mean().item() == pytest.approx(f.mean().item(), rel=1e-5)
+    with pytest.raises(ValueError, match="history"):
+        LossSecondMomentSampler(T=10, history=0)
+
+
+def test_importance_sampling_keeps_the_estimate_unbiased_and_lowers_its_variance():
+    from core.importance import LossSecondMomentSampler
+
+    terms = torch.linspace(0, 1, 100).pow(8) * 50 + 0.01  # a few large terms, as the bound's first steps
+    sampler = LossSecondMomentSampler(T=100, history=2)
+    for _ in range(2):
+        sampler.update(torch.arange(100), terms)
+    g = torch.Generator().manual_seed(1)
+    uniform = torch.stack([terms[torch.randint(0, 100, (64,), generator=g)].mean() for _ in range(2000)])
+    weighted = []
+    for _ in range(2000):
+        t, w = sampler.sample(64, g)
+        weighted.append((w * terms[t]).mean())
+    weighted = torch.stack(weighted)
+    assert weighted.mean().item() == pytest.approx(terms.mean().item(), rel=0.02)
+    assert weighted.std() < 0.2 * uniform.std()
+
+
+def test_the_vlb_objective_trains_the_mean_as_well_and_feeds_its_sampler():
+    from core.diffusion import loss_vlb
+    from core.importance import LossSecondMomentSampler
+
+    m = learned_mlp()
+    x0 = torch.randn(128, 2, generator=torch.Generator().manual_seed(0))
+    sampler = LossSecondMomentSampler(S.T)
+    loss = loss_vlb(m, S, x0, generator=torch.Generator().manual_seed(1), sampler=sampler)
+    loss.backward()
+    assert torch.isfinite(loss) and sampler.counts.sum() == 128
+    first = m.net.blocks[0].fc1.weight.grad  # below the output: reached through the mean and the variance
+    assert first is not None and first.abs().max() > 0
+    result, config = train_ddpm_2d("two_moons", S, TrainConfig(steps=30, batch_size=128, warmup_steps=2),
+                                   mlp={"width": 16, "depth": 1}, learn_sigma=True, objective="vlb")
+    assert all(math.isfinite(v) for v in result.losses) and "L_vlb alone" in config["objective"]
+    with pytest.raises(ValueError, match="unknown objective"):
+        train_ddpm_2d("two_moons", S, TrainConfig(steps=2), learn_sigma=True, objective="kl")
