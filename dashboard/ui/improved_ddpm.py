@@ -307,3 +307,30 @@ def ancestral(toy: str, variance: str, steps: int, n: int, seed: int) -> np.ndar
     traj = sample(p.model, p.schedule, x_T, method="ddpm", steps=int(steps), variance=variance,
                   keep_trajectory=False, generator=torch.Generator().manual_seed(int(seed) + 1))
     return traj.x0.float().numpy()
+
+
+# --- MNIST: bits per dimension and few-step samples (benchmarks/improved_ddpm_mnist.py) -------------------------
+
+MNIST_JSON = ROOT / "benchmarks" / "results" / "improved_ddpm_mnist.json"  # read at call time: tests point it away
+MNIST_COMMAND = "python benchmarks/improved_ddpm_mnist.py --json benchmarks/results/improved_ddpm_mnist.json"
+MNIST_COLUMNS = ("bits_per_dim", "bits_per_dim_se", "fid_mnist", "accuracy")
+
+
+def mnist_table(path: Path | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The MNIST rows (model, variance, bits/dim, its s.e., FID-MNIST and accuracy of few-step samples) and the
+    file's settings. Raises ResultsProblem naming the file and the command that writes it."""
+    path = MNIST_JSON if path is None else path
+    fix = f"`{MNIST_COMMAND}` writes it (about ten minutes on a 2-core CPU)"
+    raw = read_json(path) if path.is_file() else None
+    rows = raw.get("rows") if isinstance(raw, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise ResultsProblem(f"**{path.name}** is missing or damaged: {fix}.")
+    try:
+        table = pd.DataFrame({
+            "model": [str(r["model"]) for r in rows],
+            "variance": [VARIANCE_LABELS[r["variance"]] for r in rows],
+            **{k: [_finite(r[k], k) for r in rows] for k in MNIST_COLUMNS}})
+    except (KeyError, TypeError, ResultsProblem) as err:
+        raise ResultsProblem(f"**{path.name}** is damaged ({err}): {fix} again.") from None
+    settings = {k: raw.get(k) for k in ("n_bpd", "n", "steps", "hardware", "data")}
+    return table, settings

@@ -21,8 +21,9 @@ def test_every_toy_has_a_ddpm_and_every_file_is_in_the_manifest():
         assert entry["command"].startswith("python -m core train")
         assert entry["seconds"] > 0 and entry["hardware"]
         kind = "mnist" if name.endswith("-mnist") else "2d"
-        assert ("sw_ratio" if kind == "2d" else "fid_mnist_unconditional" if name != "classifier-mnist"
-                else "test_accuracy") in entry["metrics"], name
+        expected = {"classifier-mnist": "test_accuracy", "iddpm-mnist": "bits_per_dim_learned"}  # its benchmark's
+        assert (expected.get(name) or ("sw_ratio" if kind == "2d" else "fid_mnist_unconditional")) \
+            in entry["metrics"], name
     total = sum(p.stat().st_size for p in PRETRAINED_DIR.iterdir())
     assert total < 60 * 2**20
 
@@ -119,3 +120,10 @@ def test_a_learned_variance_closes_most_of_the_bounds_gap_to_the_true_density():
         gaps[variance] = (diff.mean().item(), diff.std().item() / len(diff) ** 0.5)
     assert gaps["learned"][0] <= 0.25 * min(gaps["beta"][0], gaps["beta_tilde"][0])
     assert gaps["learned"][0] > -3 * gaps["learned"][1]  # a lower bound: not above log p beyond its error
+
+
+def test_iddpm_mnist_records_its_bound_under_each_variance():
+    metrics = json.loads((PRETRAINED_DIR / "manifest.json").read_text())["models"]["iddpm-mnist"]["metrics"]
+    assert metrics["bits_per_dim_learned"] < metrics["bits_per_dim_beta_tilde"] < metrics["bits_per_dim_beta"]
+    p = load_pretrained("iddpm-mnist")
+    assert p.model.learn_sigma and "L_hybrid" in p.config["objective"]

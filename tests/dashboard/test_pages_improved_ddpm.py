@@ -222,3 +222,20 @@ def test_ancestral_draws_the_same_noise_for_every_variance():
     assert np.abs(a).mean() > np.abs(b).mean()  # beta_t adds more noise than beta_tilde_t on the same draws
     with pytest.raises(ValueError, match="unknown variance"):
         iddpm.ancestral("two_moons", "large", 10, 50, 1)
+
+
+def test_the_mnist_comparison_shows_the_benchmarks_rows_or_says_what_is_missing(small_panels, monkeypatch,
+                                                                                 tmp_path):
+    rows = json.loads(iddpm.MNIST_JSON.read_text())["rows"]
+    at = open_page()
+    tables = [df for df in (d.value for d in at.dataframe) if "bits_per_dim" in df.columns]
+    assert len(tables) == 1 and list(tables[0]["model"]) == [r["model"] for r in rows]
+    assert list(tables[0]["bits_per_dim"]) == [r["bits_per_dim"] for r in rows]
+    monkeypatch.setattr(iddpm, "MNIST_JSON", tmp_path / "missing.json")
+    at = open_page()
+    assert any("MNIST comparison is not available" in w.value and "improved_ddpm_mnist.py" in w.value
+               for w in at.warning)
+    (tmp_path / "bad.json").write_text(json.dumps({"rows": [{"model": "iddpm-mnist", "variance": "learned"}]}))
+    monkeypatch.setattr(iddpm, "MNIST_JSON", tmp_path / "bad.json")
+    at = open_page()
+    assert any("damaged" in w.value for w in at.warning)
