@@ -65,6 +65,7 @@ class ToyResults:
     seed: int | None
     hardware: str
     seconds: float | None
+    ancestral_runs: str = ""  # how the ancestral ratios were measured ("the mean of 3 runs of 5,000 samples")
 
 
 class ResultsProblem(ValueError):
@@ -124,11 +125,15 @@ def parse_toy(raw: dict[str, Any], toy: str) -> ToyResults:
         ancestral[v] = {k_: _finite(cells.get(str(k_)), f"ancestral.{v}.{k_}") for k_ in STEPS}
     n, seed = raw.get("n"), raw.get("seed")
     seconds = row.get("seconds")
+    n_samples, seeds = raw.get("n_samples"), raw.get("seeds")
+    runs = (f"the mean of {seeds} runs of {n_samples:,} samples" if isinstance(n_samples, int) and
+            isinstance(seeds, int) else f"{n} samples of seed {seed}")
     return ToyResults(t.astype(int), sigma, terms, nll, ancestral,
                       n if isinstance(n, int) and not isinstance(n, bool) else None,
                       seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
                       str(raw.get("hardware", "")),
-                      float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None)
+                      float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None,
+                      runs)
 
 
 def load_results(toy: str, path: Path | None = None) -> ToyResults:

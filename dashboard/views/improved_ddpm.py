@@ -164,7 +164,7 @@ else:
                    key=f"iddpm_samples_{v}")
     st.caption(f"{iddpm.LIVE_N} samples per panel (seed {seed}); grey: data. SW: the benchmark's sliced Wasserstein "
                "distance to fresh data divided by that between two draws of the data (1 = as good as the data), "
-               + (f"on {res.n} samples of seed {res.seed}, not these panels: a few tenths either way is noise."
+               + (f"over {res.ancestral_runs}, not these panels: differences of a tenth or two are noise."
                   if res is not None else "not available (see above)."))
 if res is None:
     results_notice("sample-quality numbers")
