@@ -27,9 +27,9 @@ TOYS: tuple[str, ...] = ("eight_gaussians", "two_moons", "swiss_roll")  # the sh
 DEFAULT_TOY = "eight_gaussians"
 VARIANCES: tuple[str, ...] = ("beta", "beta_tilde", "learned")
 STEPS: tuple[int, ...] = (10, 25, 50, 100)  # the ancestral chains of the benchmark and of the live panels
-# Points per live panel, read at call time (tests lower it): a new seed runs 2 x 185 network calls on them, about a
+# Points per live panel, read at call time (tests lower it): a new seed runs 2 x 185 network calls on them, under a
 # second on one core; the benchmark's numbers are on its own n.
-LIVE_N = 1000
+LIVE_N = 600
 VARIANCE_LABELS: dict[str, str] = {"beta": "fixed β_t", "beta_tilde": "fixed β̃_t", "learned": "learned Σ_θ"}
 VARIANCE_COLORS: dict[str, str] = {"beta": "#d97706", "beta_tilde": "#0891b2", "learned": "#4f46e5"}
 # The rows of the likelihood table: the JSON's key and what it is.

@@ -23,7 +23,7 @@ from tests.dashboard.test_pages_sampling import xy
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: one torch thread, as the server runs
 
 PAGE = "views/improved_ddpm.py"
-SMALL_N = 200  # points per live panel in the tests (the page's 1000 in the timing test)
+SMALL_N = 200  # points per live panel in the tests (the page's own LIVE_N in the timing test)
 RESULTS_JSON = iddpm.RESULTS_JSON
 
 
