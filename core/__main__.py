@@ -4,6 +4,7 @@
     python -m core sample ddpm-eight_gaussians --n 1000 --method ddim --steps 50 --out samples.csv
     python -m core evaluate ddpm-eight_gaussians --update-manifest
     python -m core train-classifier --out pretrained/classifier-mnist
+    python -m core train-classifier --noisy --data mnist --out pretrained/noisy-classifier-mnist   # guidance
     python -m core train --data mnist --out pretrained/ddpm-mnist --time-budget 3600
     torchrun --nproc_per_node 2 -m core train --data mnist --out runs/ddp-mnist   # data-parallel (DDP)
     python -m core evaluate ddpm-mnist --update-manifest
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import os
 import shlex
@@ -535,6 +537,13 @@ def _finish_2d(args: argparse.Namespace, result: TrainResult, config: dict, data
 
 def validate_train_classifier(args: argparse.Namespace) -> None:
     args.device = _check_device(args.device)
+    if args.data not in ("mnist", *TOY_NAMES):
+        raise UsageError(f"--data {args.data}: expected mnist or a toy ({', '.join(TOY_NAMES)})")
+    if args.data != "mnist" and not args.noisy:
+        raise UsageError(f"--data {args.data}: only a noisy classifier (--noisy) is trained on a 2D toy; the plain "
+                         "classifier judges MNIST digits")
+    _check_options({"--schedule": args.schedule is not None, "--T": args.T is not None}, args.noisy,
+                   "without --noisy: --schedule and --T set the noise levels a noisy classifier is trained on")
     if args.download and not (args.data_dir or os.environ.get("DIFFUSION_LAB_MNIST_DIR")):
         raise UsageError("--download needs --data-dir (or $DIFFUSION_LAB_MNIST_DIR): where to put the files")
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
@@ -545,12 +554,15 @@ def validate_train_classifier(args: argparse.Namespace) -> None:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
+    if args.noisy:
+        return _train_noisy_classifier(args)
     from core.data.mnist import load_mnist
     from core.train_mnist import DEFAULT_CLASSIFIER_TRAIN, accuracy, train_classifier
 
     d = DEFAULT_CLASSIFIER_TRAIN
-    cfg = TrainConfig(steps=args.steps, batch_size=d.batch_size, lr=d.lr, warmup_steps=d.warmup_steps,
-                      weight_decay=d.weight_decay, ema_decay=d.ema_decay, seed=args.seed, device=args.device)
+    cfg = TrainConfig(steps=_default(args.steps, d.steps), batch_size=d.batch_size, lr=d.lr,
+                      warmup_steps=d.warmup_steps, weight_decay=d.weight_decay, ema_decay=d.ema_decay,
+                      seed=args.seed, device=args.device)
     train_set = load_mnist("train", data_dir=args.data_dir, allow_download=args.download)
     test_set = load_mnist("test", data_dir=args.data_dir, allow_download=args.download)
     print(f"data: {train_set.source}", file=sys.stderr)
@@ -566,6 +578,45 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_noisy_classifier(args: argparse.Namespace) -> int:
+    """train-classifier --noisy: p(y | x_t, t) on a toy or MNIST, with held-out accuracy per t in the config."""
+    from core.data.toy2d import sample_toy_with_labels
+    from core.train_noisy_classifier import (
+        DEFAULT_NOISY_2D_TRAIN,
+        DEFAULT_NOISY_MNIST_TRAIN,
+        REPORT_TIMESTEPS,
+        accuracy_by_t,
+        train_noisy_classifier_2d,
+        train_noisy_classifier_mnist,
+    )
+
+    mnist = args.data == "mnist"
+    d = DEFAULT_NOISY_MNIST_TRAIN if mnist else DEFAULT_NOISY_2D_TRAIN
+    cfg = dataclasses.replace(d, steps=_default(args.steps, d.steps), seed=args.seed, device=args.device)
+    schedule = make_schedule(_default(args.schedule, "cosine"), T=_default(args.T, 1000))
+    with _progress_bar(cfg.steps) as progress:
+        if mnist:
+            from core.data.mnist import load_mnist
+            train_set = load_mnist("train", data_dir=args.data_dir, allow_download=args.download)
+            test_set = load_mnist("test", data_dir=args.data_dir, allow_download=args.download)
+            source = train_set.source
+            result, config = train_noisy_classifier_mnist(train_set, schedule, cfg, callback=progress)
+            x0, labels = test_set.images.to(args.device), test_set.labels.to(args.device)
+        else:
+            source = f"toy {args.data}, fresh draws each step"
+            result, config = train_noisy_classifier_2d(args.data, schedule, cfg, callback=progress)
+            x0, labels = sample_toy_with_labels(args.data, 10_000, torch.Generator().manual_seed(10_000 + args.seed))
+    timesteps = [t for t in REPORT_TIMESTEPS if t < schedule.T]
+    acc = accuracy_by_t(result.ema_model, schedule, x0, labels, timesteps)
+    print(f"{result.message}; held-out accuracy by t: " + ", ".join(f"{t}: {a:.3f}" for t, a in acc.items()),
+          file=sys.stderr)
+    config["metrics"] = {"test_accuracy_by_t": {str(t): round(a, 4) for t, a in acc.items()}, "test_n": len(labels)}
+    weights, _ = save_checkpoint(args.out, result.ema_model, config)
+    print(f"wrote {weights}", file=sys.stderr)
+    _record(args, args.out, source, result, {"metrics": config["metrics"]})
+    return 0
+
+
 # --- sample -----------------------------------------------------------------------------------------------------
 
 
@@ -576,6 +627,9 @@ def validate_sample(args: argparse.Namespace) -> Pretrained:
                          "unconditional predictions of one class)")
     args.out = _check_out(args.out, ())
     p = _load(args.model)
+    if p.config.get("model", {}).get("type") == "noisy_classifier":
+        raise UsageError(f"{args.model} is a noisy classifier: it guides a sampler (core.guidance."
+                         "classifier_guidance, the Guidance page) and draws nothing itself")
     if _data_kind(p) == "mnist" or p.config.get("model", {}).get("type") in ("unet", "classifier"):
         raise UsageError("sample writes 2D points; for MNIST digits use the dashboard or core.evaluate.sample_images")
     if p.config.get("model", {}).get("data_dim", 2) != 2 or p.config.get("model", {}).get("dim", 2) != 2:
@@ -654,7 +708,7 @@ def validate_evaluate(args: argparse.Namespace) -> Pretrained:
     model_type = p.config.get("model", {}).get("type")
     data = p.config.get("data") if isinstance(p.config.get("data"), dict) else {}
     mnist = data.get("kind") == "mnist"
-    if model_type == "classifier":
+    if model_type in ("classifier", "noisy_classifier"):
         raise UsageError(f"evaluate scores generative models; {args.model} is a classifier (train-classifier "
                          "records its held-out accuracy)")
     if not mnist and data.get("kind") != "toy":
@@ -836,9 +890,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train, validate=validate_train)
 
     c = sub.add_parser("train-classifier", parents=[common], help="train the MNIST classifier that judges "
-                       "generated digits")
+                       "generated digits, or (--noisy) a noisy classifier p(y | x_t) for classifier guidance")
     c.add_argument("--out", required=True, help="e.g. pretrained/classifier-mnist")
-    c.add_argument("--steps", type=steps, default=1500)
+    c.add_argument("--noisy", action="store_true", help="train on noised inputs q(x_t | x_0) at every t, "
+                   "time-conditioned (Dhariwal & Nichol 2021): the classifier that guides a sampler")
+    c.add_argument("--data", default="mnist", help=f"mnist (default), or with --noisy a toy ({', '.join(TOY_NAMES)})")
+    c.add_argument("--schedule", default=None, choices=TRAIN_SCHEDULES,
+                   help="--noisy: the noise schedule of the model it will guide (default cosine)")
+    c.add_argument("--T", type=_int_in(2, MAX_T), default=None, help="--noisy: diffusion steps (default 1000)")
+    c.add_argument("--steps", type=steps, default=None, help="default: 1500 (classifier), 4000 (noisy MNIST), "
+                   "10000 (noisy 2D)")
     c.add_argument("--seed", type=seed, default=0)
     c.add_argument("--device", default="cpu")
     c.add_argument("--record", action="store_true")

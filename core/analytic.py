@@ -1,7 +1,9 @@
 """Exact noised marginals of isotropic Gaussian mixtures: the "oracle" denoiser (and the oracle flow velocity).
 
 If x_0 ~ sum_k w_k N(mu_k, s^2 I), then q(x_t) = sum_k w_k N(sqrt(ab) mu_k, (ab s^2 + 1 - ab) I) with
-ab = alpha_bar_t, so its log-density, score and optimal eps are closed forms at any (fractional) t.
+ab = alpha_bar_t, so its log-density, score and optimal eps are closed forms at any (fractional) t. A mixture
+toy's label is its component, so the class posterior q(y | x_t) (Bayes' rule over the noised components) and
+the conditional q(x_t | y) (one Gaussian) are closed forms too: the exact answers guidance is measured against.
 """
 
 from __future__ import annotations
@@ -59,10 +61,63 @@ class GaussianMixture:
 
     def eps(self, x: torch.Tensor, t, s: Schedule) -> torch.Tensor:
         """The optimal eps prediction E[eps | x_t] = -sqrt(1 - alpha_bar_t) grad log q(x_t)."""
-        tt = torch.as_tensor(t, dtype=torch.float64)
-        if tt.dim() == 0:
-            tt = tt.expand(x.shape[0])
+        tt = _per_row(t, x)
         return score_to_eps(s, x, tt.to(x.device), self.score(x, tt, s))
+
+    @property
+    def num_classes(self) -> int:
+        """K: a mixture toy's label is its component."""
+        return int(self.weights.shape[0])
+
+    @property
+    def null_class(self) -> int:
+        """The label that means "no label" (index K), as a class-conditional network's null class."""
+        return self.num_classes
+
+    def class_log_posterior(self, x: torch.Tensor, t=None, s: Schedule | None = None) -> torch.Tensor:
+        """log q(y | x_t) (N, K) by Bayes' rule: log w_y + log N(x; sqrt(ab) mu_y, var I) - log q(x_t).
+        Differentiable in x (its gradient is the guidance direction of Dhariwal & Nichol 2021)."""
+        x64 = x.to(torch.float64)
+        log_comp, _, _ = self._log_components(x64, self._params_at(x, t, s))
+        return torch.log_softmax(log_comp, dim=1).to(x.dtype)
+
+    def class_posterior(self, x: torch.Tensor, t=None, s: Schedule | None = None) -> torch.Tensor:
+        """q(y | x_t) (N, K): the probabilities each noised point came from each component; rows sum to 1."""
+        return self.class_log_posterior(x, t, s).exp()
+
+    def log_p_y(self, y: torch.Tensor | int, s: Schedule):
+        """The exact noisy classifier ``log_p_y(x, t) -> (N,)`` = log q(y | x_t), for core.guidance."""
+
+        def log_p(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            labels = _labels(y, x, self.num_classes)
+            return self.class_log_posterior(x, t, s).gather(1, labels[:, None]).squeeze(1)
+
+        return log_p
+
+    def class_log_posterior_grad(self, x: torch.Tensor, y: torch.Tensor | int, t=None,
+                                 s: Schedule | None = None) -> torch.Tensor:
+        """grad_x log q(y | x_t) = grad log q(x_t | y) - grad log q(x_t) in closed form (no autograd)."""
+        return self.conditional_score(x, y, t, s) - self.score(x, t, s)
+
+    def conditional_score(self, x: torch.Tensor, y: torch.Tensor | int, t=None, s: Schedule | None = None
+                          ) -> torch.Tensor:
+        """grad_x log q(x_t | y) = -(x - sqrt(ab) mu_y) / var: component y noised is one Gaussian."""
+        x64 = x.to(torch.float64).cpu()
+        labels = _labels(y, x64, self.num_classes)
+        ab = self._params_at(x64, t, s)
+        var = ab * self.std ** 2 + (1.0 - ab)
+        return (-(x64 - ab.sqrt() * self.means[labels]) / var).to(device=x.device, dtype=x.dtype)
+
+    def conditional_eps(self, x: torch.Tensor, t, s: Schedule, y: torch.Tensor | int) -> torch.Tensor:
+        """The optimal eps of the class-conditional data: E[eps | x_t, y] = -sqrt(1 - ab) grad log q(x_t | y)."""
+        tt = _per_row(t, x)
+        return score_to_eps(s, x, tt.to(x.device), self.conditional_score(x, y, tt, s))
+
+    def component(self, y: int) -> GaussianMixture:
+        """p(x | y): component y alone, as a mixture of one (to sample it or take its density)."""
+        if not 0 <= int(y) < self.num_classes:
+            raise ValueError(f"class {y} out of range: this mixture has {self.num_classes} components")
+        return GaussianMixture(self.means[int(y):int(y) + 1], self.std, torch.ones(1, dtype=torch.float64))
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """The exact flow-matching velocity E[x_1 - x_0 | x_t = x] on the linear path x_t = t x_1 + (1 - t) x_0
@@ -97,12 +152,40 @@ class GaussianMixture:
         return (self.means[k] + self.std * z).float()
 
     def as_eps_model(self, s: Schedule):
-        """A denoiser ``eps_model(x, t, y=None)`` with the exact eps, for running any sampler."""
+        """A denoiser ``eps_model(x, t, y=None)`` with the exact eps, for running any sampler: the marginal's
+        without labels, component y's for rows with a label y, the marginal's for rows with the null label K
+        (so classifier-free guidance runs on the exact answer)."""
+        return _ExactEpsModel(self, s)
 
-        def eps_model(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-            return self.eps(x, t, s)
 
-        return eps_model
+class _ExactEpsModel:
+    """eps(x, t, y=None) of a GaussianMixture, with ``null_class`` like a class-conditional network."""
+
+    def __init__(self, gm: GaussianMixture, s: Schedule):
+        self.gm, self.s, self.null_class = gm, s, gm.null_class
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        eps = self.gm.eps(x, t, self.s)
+        if y is None:
+            return eps
+        y = torch.as_tensor(y, device=x.device).long().expand(x.shape[0])
+        known = y != self.null_class
+        if known.any():
+            tt = _per_row(t, x)
+            eps[known] = self.gm.conditional_eps(x[known], tt[known], self.s, y[known])
+        return eps
+
+
+def _per_row(t, x: torch.Tensor) -> torch.Tensor:
+    tt = torch.as_tensor(t, dtype=torch.float64)
+    return tt.expand(x.shape[0]) if tt.dim() == 0 else tt
+
+
+def _labels(y: torch.Tensor | int, x: torch.Tensor, k: int) -> torch.Tensor:
+    labels = torch.as_tensor(y, dtype=torch.long).cpu().reshape(-1).expand(x.shape[0])
+    if labels.numel() and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"class labels must lie in [0, {k}); got {labels.min().item()}..{labels.max().item()}")
+    return labels
 
 
 def toy_mixture(name: str) -> GaussianMixture:

@@ -60,16 +60,20 @@ SIZE_LIMITS: dict[str, dict[str, tuple[float, float]]] = {
              "blocks_per_level": (1, 8), "attention_heads": (1, 64), "num_classes": (0, 1000), "groups": (1, 512),
              "dropout": (0.0, 0.99), "T": (2, MAX_T)},
     "classifier": {"channels": (1, 512), "feature_dim": (1, 4096), "num_classes": (1, 1000), "dropout": (0.0, 0.99)},
+    "noisy_classifier": {"num_classes": (1, 1000), "dim": (1, 64), "width": (8, 1024), "depth": (1, 16),
+                         "t_embed_dim": (2, 1024), "T": (2, MAX_T)},
     "gan": {"latent_dim": (1, 1024), "width": (1, 4096), "depth": (1, 64), "data_dim": (1, 64),
             "r1_gamma": (0.0, 1e6)},
     "vae": {"latent_dim": (1, 1024), "width": (1, 4096), "depth": (1, 64), "data_dim": (1, 64),
             "beta": (1e-6, 1e6)},
 }
 MAX_CHANNEL_LEVELS = 4  # UNet channel_mults: 28 / patch_size halves at most 3 times on the way down
-CHOICES: dict[tuple[str, str], tuple[str, ...]] = {("gan", "kind"): ("mlp", "dcgan"), ("vae", "kind"): ("mlp", "conv")}
-MODEL_TYPES = ("mlp", "unet", "classifier", "gan", "vae")
-_LABELS = {"mlp": "an MLP", "unet": "a UNet", "classifier": "a classifier", "gan": "a GAN", "vae": "a VAE"}
-_DIFFUSION_TYPES = ("mlp", "unet")  # these need a schedule; the others must not have one
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {("gan", "kind"): ("mlp", "dcgan"), ("vae", "kind"): ("mlp", "conv"),
+                                                  ("noisy_classifier", "kind"): ("mlp", "conv")}
+MODEL_TYPES = ("mlp", "unet", "classifier", "noisy_classifier", "gan", "vae")
+_LABELS = {"mlp": "an MLP", "unet": "a UNet", "classifier": "a classifier", "noisy_classifier": "a noisy classifier",
+           "gan": "a GAN", "vae": "a VAE"}
+_DIFFUSION_TYPES = ("mlp", "unet", "noisy_classifier")  # these need a schedule (their t is its timestep)
 _DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
            torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
            torch.bool: "BOOL"}
@@ -115,6 +119,9 @@ def _config_class(kind: str) -> type:
     if kind == "classifier":
         from core.models.classifier import ClassifierConfig
         return ClassifierConfig
+    if kind == "noisy_classifier":
+        from core.models.noisy_classifier import NoisyClassifierConfig
+        return NoisyClassifierConfig
     if kind == "gan":
         from core.models.gan import GANConfig
         return GANConfig
@@ -216,6 +223,8 @@ def _check_structure(kind: str, c: Any) -> None:
         if chans[-2] % c.attention_heads:
             problems.append(f"attention_heads = {c.attention_heads} must divide the lowest level's {chans[-2]} "
                             "channels")
+    elif kind == "noisy_classifier" and c.kind == "conv" and c.width % 8:
+        problems.append(f"a conv noisy classifier's width must be a multiple of 8 (GroupNorm groups); got {c.width}")
     elif kind == "gan" and c.kind == "dcgan" and (c.width < 4 or c.width % 4):
         problems.append(f"a DCGAN's width must be a multiple of 4; got {c.width}")
     elif kind == "vae" and c.kind == "conv" and (c.width < 2 or c.width % 2):
@@ -339,6 +348,9 @@ def _construct(spec: ModelSpec) -> nn.Module:
         if spec.kind == "classifier":
             from core.models.classifier import MNISTClassifier
             return MNISTClassifier(c)
+        if spec.kind == "noisy_classifier":
+            from core.models.noisy_classifier import NoisyClassifier
+            return NoisyClassifier(c)
         if spec.kind == "gan":
             from core.models.gan import GAN
             return GAN(c)

@@ -22,6 +22,7 @@ from core.data.toy2d import MIXTURE_TOYS, mixture_spec, sample_toy
 from core.diffusion import elbo_per_dim
 from core.flow import is_flow, nfe_for, sample_flow
 from core.flow import steps_for_nfe as flow_steps_for_nfe
+from core.guidance import classifier_guidance, classifier_log_prob
 from core.metrics import (
     class_histogram,
     data_floor,
@@ -153,14 +154,19 @@ GUIDANCE_SCALES = (1.0, 2.0, 3.0, 5.0)
 def sample_images(p: Pretrained, n: int, label: int | torch.Tensor | None = None, guidance_scale: float = 1.0,
                   seed: int = 0, method: str = "ddim", steps: int | None = 50, batch: int = 500,
                   device: str = "cpu", callback: Callable[[int, int], Any] | None = None,
-                  **options: Any) -> torch.Tensor:
+                  noisy_classifier: nn.Module | None = None, **options: Any) -> torch.Tensor:
     """n images (n, 1, 28, 28) in [-1, 1] from an image checkpoint, in batches; ``label`` None = unconditional.
 
+    With ``noisy_classifier`` (a noisy-classifier- model on the same schedule) the digits come from the model's
+    unconditional path guided towards ``label`` by the classifier at ``guidance_scale`` (classifier guidance,
+    Dhariwal & Nichol 2021); without it, ``guidance_scale`` is classifier-free guidance's w.
     Image families without a schedule (GAN, VAE) use ``model.sample``. ``callback(done, n)`` reports progress.
     """
     g = torch.Generator(device=device).manual_seed(seed)
     if p.schedule is None:
         return p.model.sample(n, generator=g).clamp(-1, 1)
+    if noisy_classifier is not None and label is None:
+        raise ValueError("classifier guidance needs the digits to aim at (label=)")
     labels = None
     if label is not None:
         labels = torch.as_tensor(label, device=device).long()
@@ -170,8 +176,14 @@ def sample_images(p: Pretrained, n: int, label: int | torch.Tensor | None = None
         m = min(batch, n - start)
         x_T = torch.randn(m, 1, 28, 28, generator=g, device=device)
         y = None if labels is None else labels[start:start + m]
-        traj = sample(p.model, p.schedule, x_T, method=method, steps=steps, generator=g, keep_trajectory=False,
-                      y=y, guidance_scale=guidance_scale if y is not None else 1.0, **options)
+        if noisy_classifier is not None:
+            guided = classifier_guidance(p.model, classifier_log_prob(noisy_classifier.eval(), y), p.schedule,
+                                         None, guidance_scale)
+            traj = sample(guided, p.schedule, x_T, method=method, steps=steps, generator=g, keep_trajectory=False,
+                          **options)
+        else:
+            traj = sample(p.model, p.schedule, x_T, method=method, steps=steps, generator=g, keep_trajectory=False,
+                          y=y, guidance_scale=guidance_scale if y is not None else 1.0, **options)
         out.append(traj.xs[-1].clamp(-1, 1))
         if callback is not None:
             callback(start + m, n)

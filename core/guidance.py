@@ -2,13 +2,27 @@
 
 eps_fn = classifier_free_guidance(eps_model, y, scale)   # Ho & Salimans 2022: eps_u + w (eps_c - eps_u)
 eps_model = RowwiseGuidance(model, w)                    # the same mix with one scale per row of the batch
+eps_fn = classifier_guidance(eps_model, log_p_y, schedule, None, scale)   # Dhariwal & Nichol 2021:
+                                                         # eps - scale sqrt(1 - alpha_bar_t) grad log p(y | x_t)
+log_p_y = classifier_log_prob(noisy_classifier, y)       # a time-conditioned classifier's log p(y | x_t)
+
+Both kinds shift the score: eps = -sqrt(1 - alpha_bar_t) score, so classifier guidance adds scale * grad log
+p(y | x_t) to the score of p(x_t) (Bayes: grad log p(x_t | y) = grad log p(x_t) + grad log p(y | x_t)), and
+classifier-free guidance replaces that classifier gradient by the difference of two scores of one network.
+At scale 1 both aim at the exact conditional p(x | y); above 1 both sharpen towards p(y | x)^scale p(x).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+import torch.nn.functional as F
 
 from core.diffusion import EpsFn, EpsModel
+from core.schedules import Schedule
+
+LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # log_p_y(x_t, t) -> (N,) log p(y | x_t)
 
 
 def classifier_free_guidance(eps_model: EpsModel, y: torch.Tensor | None, w: float) -> EpsFn:
@@ -61,3 +75,48 @@ class RowwiseGuidance:
         eps_c[c], eps_u[u] = eps[:int(c.sum())], eps[int(c.sum()):]
         w = self.w.reshape(-1, *([1] * (x.dim() - 1)))
         return eps_u + w * (eps_c - eps_u)  # w = 0: eps_u; w = 1: eps_c
+
+
+def classifier_guidance(eps_model: EpsModel, log_p_y: LogProbFn, schedule: Schedule,
+                        y: torch.Tensor | int | None = None, scale: float | torch.Tensor = 1.0) -> EpsModel:
+    """eps_hat(x, t) = eps(x, t, y) - scale sqrt(1 - alpha_bar_t) grad_x log p(y | x_t) (Dhariwal & Nichol 2021,
+    Algorithm 2 and eq. 14; with DDPM's ancestral step it is Algorithm 1 to first order in beta_t).
+
+    ``log_p_y(x, t) -> (N,)`` is the log-probability of the *requested* class at the noised points (a noisy
+    classifier through ``classifier_log_prob``, or the exact ``GaussianMixture.log_p_y``); its gradient comes
+    from autograd, so samplers may keep running under ``torch.no_grad``. ``y`` are labels for ``eps_model``
+    itself: None runs its unconditional pass (the paper's "unconditional model + classifier"); labels guide a
+    conditional model further. Works for fractional t (the continuous solvers) through ``alpha_bar_at``.
+    ``scale`` is one number or one per row (N,), so a sweep over scales runs as one batch.
+    """
+    per_row = isinstance(scale, torch.Tensor) and scale.dim() > 0
+    if not per_row:
+        scale = float(scale)
+
+    def guided(x: torch.Tensor, t: torch.Tensor, y_call: torch.Tensor | None = None) -> torch.Tensor:
+        labels = y if y_call is None else y_call
+        eps = eps_model(x, t) if labels is None else eps_model(x, t, labels)
+        if not per_row and scale == 0.0:
+            return eps
+        tt = torch.as_tensor(t, device=x.device)
+        tt = tt.expand(x.shape[0]) if tt.dim() == 0 else tt
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(log_p_y(xg, tt).sum(), xg)
+        sigma = (1.0 - schedule.alpha_bar_at(tt.detach().cpu())).sqrt().to(x.device, x.dtype)
+        w = scale.to(x.device, x.dtype).reshape(-1, *([1] * (x.dim() - 1))) if per_row else scale
+        return eps - w * sigma.reshape(-1, *([1] * (x.dim() - 1))) * grad
+
+    return guided
+
+
+def classifier_log_prob(classifier: Callable[..., torch.Tensor], y: torch.Tensor | int) -> LogProbFn:
+    """log p(y | x_t) = log_softmax(classifier(x_t, t))[y] of a time-conditioned classifier (their sec. 4.1),
+    for the requested labels y (one int or (N,))."""
+
+    def log_p(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        logits = classifier(x, t)
+        labels = torch.as_tensor(y, device=x.device).long().reshape(-1).expand(x.shape[0])
+        return F.log_softmax(logits.float(), dim=1).gather(1, labels[:, None]).squeeze(1)
+
+    return log_p

@@ -402,3 +402,15 @@ def test_the_unet_learns_its_variance_with_the_hybrid_loss(subset, tmp_path):
         bpd = bits_per_dim(loaded.model, loaded.schedule, x, variance="learned",
                            generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(bpd).all() and (bpd > 0).all()
+
+
+def test_cli_train_noisy_classifier_on_mnist_records_accuracy_per_t(tmp_path, capsys, tiny_idx):
+    out = tmp_path / "noisy"
+    assert main(["train-classifier", "--noisy", "--out", str(out), "--steps", "3", "--T", "50",
+                 "--data-dir", str(tiny_idx)]) == 0
+    assert "held-out accuracy by t" in capsys.readouterr().err
+    p = load_checkpoint(out)
+    assert p.config["model"]["type"] == "noisy_classifier" and p.schedule.T == 50
+    assert set(p.config["metrics"]["test_accuracy_by_t"]) == {"0"}  # the report times below T = 50
+    test = load_mnist("test", data_dir=tiny_idx)
+    assert p.model(test.images, torch.full((64,), 49)).shape == (64, 10)

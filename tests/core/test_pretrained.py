@@ -22,6 +22,8 @@ def test_every_toy_has_a_ddpm_and_every_file_is_in_the_manifest():
         assert entry["seconds"] > 0 and entry["hardware"]
         kind = "mnist" if name.endswith("-mnist") else "2d"
         expected = {"classifier-mnist": "test_accuracy", "iddpm-mnist": "bits_per_dim_learned"}  # its benchmark's
+        if name.startswith("noisy-classifier-"):
+            expected[name] = "test_accuracy_by_t"
         assert (expected.get(name) or ("sw_ratio" if kind == "2d" else "fid_mnist_unconditional")) \
             in entry["metrics"], name
     total = sum(p.stat().st_size for p in PRETRAINED_DIR.iterdir())

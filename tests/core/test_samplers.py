@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from core.analytic import GaussianMixture, toy_mixture
-from core.metrics import sliced_wasserstein
+from core.diffusion import q_sample
+from core.metrics import mode_coverage, sliced_wasserstein
 from core.samplers import (
     DEFAULT_STEPS,
     METHODS,
@@ -119,10 +120,29 @@ def test_timestep_spacings_follow_lin_et_al_table_2() -> None:
     assert discrete_timesteps(1000, 10, "linspace") == [999, 888, 777, 666, 555, 444, 333, 222, 111, 0]
     assert discrete_timesteps(1000, 10, "leading") == [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]
     assert discrete_timesteps(1000, 10, "trailing") == [999, 899, 799, 699, 599, 499, 399, 299, 199, 99]
-    for spacing in ("linspace", "leading", "trailing"):
+    # DDIM's quadratic grid (Song et al. 2021, app. D.2): squares of a uniform grid, kept distinct near 0
+    assert discrete_timesteps(1000, 5, "quadratic") == [999, 562, 250, 62, 0]
+    for spacing in ("linspace", "leading", "trailing", "quadratic"):
         assert discrete_timesteps(1000, 1000, spacing) == list(range(999, -1, -1))
-        ts = discrete_timesteps(1000, 37, spacing)
-        assert len(set(ts)) == 37 and ts == sorted(ts, reverse=True) and 0 <= min(ts) and max(ts) <= 999
+        for T, steps in ((1000, 37), (1000, 999), (20, 19), (2, 2)):
+            ts = discrete_timesteps(T, steps, spacing)
+            assert len(set(ts)) == steps and ts == sorted(ts, reverse=True) and 0 <= min(ts) and max(ts) <= T - 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_run_from_t_start_visits_only_timesteps_at_or_below_it(linear, method) -> None:
+    """sample(..., t_start=k): x_T is x_k, every method's grid starts at (or, "leading", below) k; with the exact
+    eps and x_k drawn from q(x_k) the result is the data distribution (here: eight_gaussians' modes)."""
+    gm = toy_mixture("eight_gaussians")
+    x0 = gm.sample(400, _gen(11))
+    x_k = q_sample(linear, x0, torch.full((400,), 300), torch.randn(400, 2, generator=_gen(12)))
+    traj = sample(gm.as_eps_model(linear), linear, x_k, method, 20, generator=_gen(13), t_start=300)
+    assert float(traj.timesteps.max()) <= 300 and len(traj.timesteps) == 20
+    assert mode_coverage(traj.xs[-1], gm.means.float(), gm.std).off_mode_fraction < 0.1
+    with pytest.raises(ValueError, match="t_start must be an integer timestep"):
+        sample(gm.as_eps_model(linear), linear, x_k, method, 5, t_start=1000)
+    with pytest.raises(ValueError, match="steps must be an integer in"):
+        sample(gm.as_eps_model(linear), linear, x_k, method, 12, t_start=10)
 
 
 # --- sample(): contract, errors, callback -----------------------------------------------------------------
