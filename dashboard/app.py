@@ -33,10 +33,12 @@ pages = {
         st.Page("views/samplers.py", title="Samplers", icon=":material/compare_arrows:"),
         st.Page("views/flow.py", title="Flow matching", icon=":material/air:"),
         st.Page("views/improved_ddpm.py", title="Improved DDPM", icon=":material/tune:"),
+        st.Page("views/guidance.py", title="Guidance", icon=":material/my_location:"),
         st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     ],
     "Images": [
         st.Page("views/mnist.py", title="MNIST", icon=":material/draw:"),
+        st.Page("views/edit_digit.py", title="Edit a digit", icon=":material/auto_fix_high:"),
         st.Page("views/baselines.py", title="Diffusion vs GAN vs VAE", icon=":material/balance:"),
     ],
 }

@@ -7,14 +7,16 @@ Shared by several pages:
     fmt.py           fmt_num, toy_label
     terminal_snr.py  the "does this schedule reach noise?" warning
     plots.py         equal-axis 2D panels, animations, Altair line charts, digit mosaics
+    exports.py       downloads of what a page shows: points as CSV, digit grids as PNG, animations as GIF
     models.py        the model picker and the registry of models trained in this session
     background.py    a page's jobs in the job runner (dashboard/jobs): start, follow (queue, progress, stop), collect
     warmup.py        once per server (at its first visit): one torch thread for page work, every page's default
                      view computed
     sampling.py      cached sampler runs and their figures (Reverse process and Samplers pages)
     sitemap.py       what each page teaches; the pages as app.py lists them (Home's map, Train's links)
-The helpers of one page: score_field.py, train.py, baselines.py, flow.py (Flow matching; its flow lines also join
-the Samplers page's quality chart), improved_ddpm.py (Improved DDPM).
+The helpers of one page: score_field.py, train.py and drawing.py (Train: the canvas that turns strokes into points),
+baselines.py, flow.py (Flow matching; its flow lines also join the Samplers page's quality chart), improved_ddpm.py
+(Improved DDPM), guidance.py (Guidance), edit_digit.py (Edit a digit).
 
 A page reads like this (see ``dashboard/views/forward.py``)::
 

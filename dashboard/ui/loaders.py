@@ -5,6 +5,7 @@ files, each cached on hashable arguments. Nothing here trains or samples on impo
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,29 @@ def read_json(path: Path) -> dict | None:
     """A JSON object file, re-read when it changes (keyed by its modification time, so a rerun of a benchmark
     shows up); None if absent, unreadable or not an object."""
     return _read_json(str(path), path.stat().st_mtime) if path.is_file() else None
+
+
+class ResultsProblem(ValueError):
+    """A benchmark's results file is missing, unreadable or lacks well-formed rows; the message names the file and
+    the command that writes it."""
+
+
+def results_json(path: Path, command: str, takes: str) -> tuple[dict, str]:
+    """A benchmark's results file as a JSON object, and the advice for when its rows are not right ("`command`
+    writes it (takes)"). Raises ResultsProblem when the file is missing or not a JSON object."""
+    fix = f"`{command}` writes it ({takes})"
+    raw = read_json(path)
+    if raw is None:
+        raise ResultsProblem(f"**{path.name}** is {'not a readable JSON object' if path.is_file() else 'missing'}: "
+                             f"{fix}.")
+    return raw, fix
+
+
+def finite_number(raw: Any, where: str) -> float:
+    """A number read from a results file: finite, not a bool; ResultsProblem otherwise."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        raise ResultsProblem(f"{where}: expected a finite number")
+    return float(raw)
 
 
 def manifest_models() -> dict[str, dict]:

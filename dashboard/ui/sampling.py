@@ -27,7 +27,7 @@ import torch
 from core.data.toy2d import sample_toy
 from core.metrics import data_floor, sliced_wasserstein
 from core.samplers import METHODS, sample, steps_for_nfe
-from dashboard.ui import plots
+from dashboard.ui import exports, plots
 from dashboard.ui.loaders import ROOT, gaussian_noise
 from dashboard.ui.models import ModelChoice, resolve
 from dashboard.ui.widgets import UrlWidgets
@@ -347,6 +347,35 @@ def reverse_animation(run: dict[str, Any], overlay: np.ndarray, lim: float = plo
                                                            "x̂₀(x_t): where the model says it is going"),
                                                   gap, frame_ms))
     return go.Figure(dict(data=static + dynamic(0), frames=frames, layout=layout))
+
+
+def export_settings(choice: ModelChoice, method: str, steps: int, n: int, seed: int,
+                    options: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
+    """What made a run, for an export's file name and metadata: the model (``exact-<toy>`` for the exact score),
+    the sampler, its steps and options, the points and the seed."""
+    token, exact = split_token(choice)
+    return {"model": f"exact-{choice.toy}" if exact else token, "sampler": method, "steps": int(steps),
+            **dict(options), "n": int(n), "seed": int(seed)}
+
+
+def reverse_gif(run: dict[str, Any], overlay: np.ndarray, settings: dict[str, Any], lim: float = plots.LIM,
+                frame_ms: int = 200) -> bytes:
+    """``reverse_animation`` as a GIF (exports.animation_gif): x_t with the particles' paths beside the x0
+    prediction, over the grey data, at every stored frame."""
+    n_paths = run["paths"].shape[1]
+    frames = []
+    for k in range(len(run["frame_idx"])):
+        paths = frame_paths(run, k)
+        x_t = exports.titled(exports.scatter_frame(run["xs"][k], lim, color=plots.POINT_COLOR, overlay=overlay,
+                                                   paths=paths), "x_t")
+        x0 = exports.titled(exports.scatter_frame(run["x0_preds"][k], lim, color=X0_COLOR, overlay=overlay,
+                                                  paths=list(run["x0_preds"][k][:n_paths, None])),
+                            "predicted x0")
+        frames.append(exports.side_by_side(x_t, x0))
+    labels = [f"t = 0: the sample ({run['steps']} steps)" if k == len(run["frame_idx"]) - 1 else
+              f"t = {nice_t(float(run['frame_t'][k]))}   step {int(run['frame_idx'][k])} of {run['steps']}"
+              for k in range(len(run["frame_idx"]))]
+    return exports.animation_gif(frames, frame_ms, settings, labels)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

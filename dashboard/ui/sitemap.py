@@ -39,8 +39,12 @@ SUMMARIES: tuple[Summary, ...] = (
                        "straightens it, beside diffusion."),
     Summary("improved_ddpm.py", "Learned reverse variances (Improved DDPM): where the variance matters, a tighter "
                                 "likelihood bound, and good samples in few steps."),
+    Summary("guidance.py", "Classifier guidance beside classifier-free guidance, exact on labelled 2D toys: what the "
+                           "scale buys in purity and costs in distance to p(x | y)."),
     Summary("train.py", "Train a small model live, with a loss curve, a time budget and a cancel button."),
     Summary("mnist.py", "The same ideas on handwritten digits, with class guidance."),
+    Summary("edit_digit.py", "Draw a digit and let the model edit it (SDEdit) or fill in a masked part (RePaint): "
+                             "how far to noise the input trades faithfulness for realism."),
     Summary("baselines.py", "Three families of generative models on the same data with the same metrics."),
 )
 _TEACHES = {s.file: s.teaches for s in SUMMARIES}

@@ -4,6 +4,8 @@ GAN's mode collapse on the mixtures, training curves, interpolation in latent sp
 between two x_T, and a live race that trains all three in the browser with the same time budget. Behind every 2D
 GAN panel, the discriminator's D(x) as a faint heat map, as GAN Lab (Kahng et al. 2018) draws it."""
 
+from functools import partial
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -20,7 +22,7 @@ from core.models.vae import VAE
 from core.samplers import sample
 from dashboard.jobs import race as race_job
 from dashboard.jobs.runner import ACTIVE, RUNNING
-from dashboard.ui import background, baselines, plots
+from dashboard.ui import background, baselines, exports, plots
 from dashboard.ui.fmt import toy_label
 from dashboard.ui.header import page_header, show_code
 from dashboard.ui.loaders import (
@@ -139,6 +141,7 @@ def real_digits(n: int) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 manifest = manifest_models()
+diffusion_of = {e.name: e.diffusion for e in found}
 st.subheader("Samples")
 if mnist:
     real, real_labels, source = real_digits(N_DIGITS)
@@ -158,6 +161,12 @@ if mnist:
                 plots.show(plots.image_grid(images, 10, None if pred is None else [str(d) for d in pred],
                                             width_px=470),
                            key=f"baselines.digits.{key}")
+                settings = ({"data": "mnist-test", "n": N_DIGITS} if key == "data" else
+                            {"model": key, "sampler": f"ddim-{steps}" if diffusion_of[key] else "one-pass",
+                             "n": N_DIGITS, "seed": seed})
+                exports.download_button("Digits (PNG)", partial(exports.digits_png, images, 10, settings=settings),
+                                        exports.file_name("baselines", "digits", settings, "png"),
+                                        key=f"baselines.download.{key}")
     st.caption("Captions: the digit the project's classifier reads (for real digits, the true label). "
                f"Unconditional samples: no digit was asked for. **Data:** {source}.")
 else:
@@ -173,6 +182,16 @@ else:
     fig = plots.scatter_panels(panels, lim=LIM, height=330, marker_size=2.5)
     gan_maps = {i: d_map_2d(e.name) for i, e in enumerate(found, start=2) if e.kind.startswith("gan")}
     plots.show(baselines.with_d_maps(fig, gan_maps, LIM), key="baselines.samples")
+    shown = {"data": data_overlay, **samples}
+    for col, name in zip(st.columns(len(shown)), shown, strict=True):  # under each panel
+        settings = ({"data": dataset, "n": n, "seed": seed + 1} if name == "data" else
+                    {"model": name, "sampler": f"ddim-{baselines.DDIM_STEPS}" if diffusion_of[name] else "one-pass",
+                     "n": n, "seed": seed})
+        with col:
+            exports.download_button("Data (CSV)" if name == "data" else "Samples (CSV)",
+                                    partial(exports.points_csv, shown[name], settings),
+                                    exports.file_name("baselines", "data" if name == "data" else "samples", settings,
+                                                      "csv"), key=f"baselines.download.{name}")
     outside = {e.label: float((np.abs(samples[e.name]) > LIM).any(axis=1).mean()) for e in found}
     outside_text = "; ".join(f"{k}: {v:.1%}" for k, v in outside.items() if v >= 0.005)
     st.caption(f"{n:,} samples per model from seed {seed}: the diffusion model with DDIM-{baselines.DDIM_STEPS} "

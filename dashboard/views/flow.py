@@ -3,6 +3,8 @@
 matching, rectified flow (reflow, Liu et al. 2023) and diffusion's probability-flow ODE (DDIM) from the same noise
 with their straightness, and sample quality against network evaluations for all of them."""
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -11,7 +13,7 @@ import streamlit as st
 from core.analytic import GaussianMixture
 from core.data.toy2d import MIXTURE_TOYS
 from core.flow import loss_flow_matching, sample_flow, straightness
-from dashboard.ui import flow, plots, sampling, score_field
+from dashboard.ui import exports, flow, plots, sampling, score_field
 from dashboard.ui.fmt import fmt_num, toy_label
 from dashboard.ui.header import page_header
 from dashboard.ui.loaders import TOYS, broken_model_notice, is_mixture, pretrained_problem, toy_points
@@ -198,9 +200,10 @@ if has_reflow:
     kinds.append(("reflow", f"rectified flow · Euler (fm-reflow-{toy})", sampling.FLOW_COLORS["reflow_euler"]))
 if not ddpm_problem:
     kinds.append(("ddim", f"DDIM on the flow's axes (ddpm-{toy})", sampling.METHOD_COLORS["ddim"]))
-traj_panels, rows, ddim_start = [], [], None
+traj_panels, rows, ddim_start, samples = [], [], None, {}
 for kind, title, color in kinds:
     run = flow.trajectory(toy, kind, steps, N_CLOUD, seed, N_PATHS)
+    samples[kind] = run["x"]
     s = flow.straightness_of(toy, kind)
     if kind == "ddim":
         ddim_start = float(run["times"][0])
@@ -213,6 +216,17 @@ for kind, title, color in kinds:
 if not has_reflow:
     traj_panels.insert(1, score_field.Panel("rectified flow", note=reflow_missing.replace("; ", ";<br>")))
 plots.show(score_field.panels_figure(traj_panels, LIM, height=400), key="flow_trajectories")
+panel_kinds = [kind for kind, *_ in kinds]
+if not has_reflow:
+    panel_kinds.insert(1, None)
+model_of = {"fm": flow.fm_name(toy), "reflow": flow.reflow_name(toy), "ddim": f"ddpm-{toy}"}
+for col, kind in zip(st.columns(len(panel_kinds)), panel_kinds, strict=True):  # under each panel
+    if kind is not None:
+        with col:
+            settings = {"model": model_of[kind], "solver": "ddim" if kind == "ddim" else "euler", "steps": steps,
+                        "n": N_CLOUD, "seed": seed}
+            exports.download_button("Samples (CSV)", partial(exports.points_csv, samples[kind], settings),
+                                    exports.file_name("flow", kind, settings, "csv"), key=f"flow.download.{kind}")
 table = pd.DataFrame(rows)
 st.dataframe(table, hide_index=True, width="stretch", column_config={
     "straightness S": st.column_config.NumberColumn(format="%.4g"),

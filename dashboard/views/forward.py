@@ -2,6 +2,7 @@
 and the paths of a few particles through the chain."""
 
 import math
+from functools import partial
 
 import numpy as np
 import streamlit as st
@@ -9,7 +10,7 @@ import torch
 
 from core.analytic import GaussianMixture, toy_mixture
 from core.diffusion import forward_chain, q_sample
-from dashboard.ui import plots
+from dashboard.ui import exports, plots
 from dashboard.ui.fmt import fmt_num, toy_label
 from dashboard.ui.header import page_header
 from dashboard.ui.loaders import TOYS, build_schedule, is_mixture, toy_points
@@ -90,9 +91,29 @@ for k, (t, ab) in enumerate(zip(data["frame_ts"], data["alpha_bars"], strict=Tru
 xs, ys, _ = plots.density_grid(plots.LIM, GRID)
 fig = plots.animated_scatter(frames, grid=(xs, ys) if data["density"] is not None else None)
 
+
+def forward_gif(frames: list[plots.Frame], frame_ts: np.ndarray, settings: dict) -> bytes:
+    """The animation as a GIF: the cloud and the particles' paths at each frame, on the chart's fixed axes."""
+    images = [exports.scatter_frame(f.points, plots.LIM, color=plots.POINT_COLOR, paths=f.paths) for f in frames]
+    return exports.animation_gif(images, 180, settings, [f"t = {t} of {T}" for t in frame_ts])
+
+
+settings = {"toy": toy, "schedule": name, "T": T, "n": n, "seed": seed}
 left, right = st.columns([3, 1], gap="medium")
 with left:
     plots.show(fig, key="forward_animation")
+    d = st.columns([3, 2, 2], vertical_alignment="bottom")
+    export_t = d[0].select_slider("Points at step t, for the CSV", [int(t) for t in data["frame_ts"]],
+                                  value=int(data["frame_ts"][len(data["frame_ts"]) // 2]), key=f"forward.export_t.{T}")
+    k_export = int(np.searchsorted(data["frame_ts"], export_t))
+    with d[1]:
+        exports.download_button(f"x_t at t = {export_t} (CSV)",
+                                partial(exports.points_csv, data["clouds"][k_export], {**settings, "t": export_t}),
+                                exports.file_name("forward", "points", {**settings, "t": export_t}, "csv"),
+                                key="forward.download.csv")
+    with d[2]:
+        exports.download_button("Animation (GIF)", partial(forward_gif, frames, data["frame_ts"], settings),
+                                exports.file_name("forward", "animation", settings, "gif"), key="forward.download.gif")
 with right:
     ab_T = float(s.alpha_bars[-1])
     st.metric("ᾱ_T", fmt_num(ab_T), help="the data's share of x_T's variance; pure noise needs ≈ 0")

@@ -1,5 +1,7 @@
 """Home: what diffusion is, the forward/reverse picture, and a map of the pages."""
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 import torch
@@ -7,12 +9,14 @@ import torch
 from core.analytic import GaussianMixture, toy_mixture
 from core.diffusion import q_sample
 from core.samplers import sample
-from dashboard.ui import plots, sitemap
+from dashboard.ui import exports, plots, sitemap
 from dashboard.ui.header import page_header
 from dashboard.ui.loaders import build_schedule, gaussian_noise, toy_points
 
 TOY, N, SEED = "eight_gaussians", 800, 0
 SHOW_T = (0, 100, 250, 500, 1000)  # paper steps; the schedule is cosine with T = 1000
+GIF_SETTINGS = {"toy": TOY, "schedule": "cosine", "T": 1000, "n": N, "sampler": "ddpm-100", "score": "exact",
+                "seed": SEED}
 
 page_header(
     "Diffusion Lab",
@@ -55,6 +59,18 @@ plots.show(plots.scatter_panels([plots.Panel(f"t = {t}", x, plots.SCHEDULE_COLOR
                                  for t, x in list(zip(SHOW_T, rev, strict=True))[::-1]], height=250),
            key="home_reverse")
 st.caption("Eight Gaussians in standardised units, cosine schedule, T = 1000, 800 points.")
+
+
+def home_gif(fwd: list[np.ndarray], rev: list[np.ndarray]) -> bytes:
+    """The two rows as one animation: forward t = 0 -> 1000, then the reverse run t = 1000 -> 0."""
+    frames = [exports.scatter_frame(x, color=plots.POINT_COLOR) for x in fwd]
+    frames += [exports.scatter_frame(x, color=plots.SCHEDULE_COLORS["custom"]) for x in rev[::-1]]
+    labels = [f"forward q: t = {t}" for t in SHOW_T] + [f"reverse p: t = {t}" for t in SHOW_T[::-1]]
+    return exports.animation_gif(frames, 700, GIF_SETTINGS, labels)
+
+
+exports.download_button("Forward and reverse (GIF)", partial(home_gif, fwd, rev),
+                        exports.file_name("home", "forward-reverse", GIF_SETTINGS, "gif"), key="home.download.gif")
 
 st.subheader("The pages")
 pages = [p for p in sitemap.existing_pages() if p.file != sitemap.HOME]

@@ -4,13 +4,15 @@ likelihoods in nats per dimension, and ancestral sampling in 10 to 100 respaced 
 the same noise. The curves and numbers come from benchmarks/results/improved_ddpm.json; the samples are drawn live
 from the shipped iddpm-<toy> models."""
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
 from core.diffusion import learned_variance, loss_hybrid, vlb_terms
 from core.samplers import ddpm_step
+from dashboard.ui import exports, plots
 from dashboard.ui import improved_ddpm as iddpm
-from dashboard.ui import plots
 from dashboard.ui.fmt import toy_label
 from dashboard.ui.header import page_header
 from dashboard.ui.loaders import broken_model_notice, is_mixture, pretrained_problem, toy_points
@@ -154,14 +156,20 @@ if model_problem:
 else:
     data = toy_points(toy, N_OVERLAY, seed + 5)
     for v in variances:
-        panels = []
+        panels, drawn = [], {}
         for k in iddpm.STEPS:
-            x = iddpm.ancestral(toy, v, k, iddpm.LIVE_N, int(seed))
+            x = drawn[k] = iddpm.ancestral(toy, v, k, iddpm.LIVE_N, int(seed))
             ratio = f" · SW {res.ancestral[v][k]:.2f}×" if res is not None else ""
             panels.append(plots.Panel(f"{iddpm.VARIANCE_LABELS[v]} · {k} steps{ratio}",
                                       np.clip(x, -2 * LIM, 2 * LIM), iddpm.VARIANCE_COLORS[v], overlay=data))
         plots.show(plots.scatter_panels(panels, LIM, height=300, marker_size=2.5, overlay_name="data"),
                    key=f"iddpm_samples_{v}")
+        for col, k in zip(st.columns(len(iddpm.STEPS)), iddpm.STEPS, strict=True):  # under each panel
+            settings = {"model": name, "variance": v, "sampler": "ddpm", "steps": k, "n": iddpm.LIVE_N, "seed": seed}
+            with col:
+                exports.download_button(f"{k} steps (CSV)", partial(exports.points_csv, drawn[k], settings),
+                                        exports.file_name("improved_ddpm", v, {**settings, "variance": None}, "csv"),
+                                        key=f"improved_ddpm.download.{v}.{k}")
     st.caption(f"{iddpm.LIVE_N} samples per panel (seed {seed}); grey: data. SW: the benchmark's sliced Wasserstein "
                "distance to fresh data divided by that between two draws of the data (1 = as good as the data), "
                + (f"over {res.ancestral_runs}, not these panels: differences of a tenth or two are noise."

@@ -5,6 +5,7 @@ model's evaluation and speed/memory benchmarks from their JSON files. The page n
 
 import math
 import time
+from functools import partial
 
 import altair as alt
 import numpy as np
@@ -18,7 +19,7 @@ from core.evaluate import classify, evaluate_mnist
 from core.guidance import RowwiseGuidance, classifier_free_guidance
 from core.models.unet import UNet
 from core.samplers import METHODS, sample
-from dashboard.ui import plots, sampling
+from dashboard.ui import exports, plots, sampling
 from dashboard.ui.header import page_header
 from dashboard.ui.loaders import (
     ROOT,
@@ -206,6 +207,18 @@ def fmt_seconds(s: float) -> str:
     return f"{s:.2f} s" if s < 10 else f"{s:.0f} s"
 
 
+def denoising_gif(run: dict, settings: dict) -> bytes:
+    """The denoising animation as a GIF: x_t of the first N_ANIM digits beside their x0 prediction, each frame."""
+    frames = [exports.side_by_side(exports.titled(exports.digits_image(x, N_ANIM, 4), "x_t"),
+                                   exports.titled(exports.digits_image(x0, N_ANIM, 4), "predicted x0"), gap=16)
+              for x, x0 in zip(run["anim_x"], run["anim_x0"], strict=True)]
+    last = len(run["frame_idx"]) - 1
+    labels = [f"t = 0: the sample ({run['steps']} steps)" if k == last else
+              f"t = {sampling.nice_t(float(run['frame_t'][k]))}   step {int(run['frame_idx'][k])} of {run['steps']}"
+              for k in range(last + 1)]
+    return exports.animation_gif(frames, 200, settings, labels)
+
+
 # --- the grid -------------------------------------------------------------------------------------------------------
 
 # A damaged shipped file costs only the sections that need it: the forward process, the evaluation and the
@@ -237,6 +250,11 @@ def sample_sections() -> None:
             captions = [f"{d} ✓" if good else f"{d} ✗" for d, good in zip(run["pred"], ok_, strict=True)]
             colors = [plots.CAPTION_COLOR if good else plots.WRONG_COLOR for good in ok_]
         plots.show(plots.image_grid(run["images"], COLS, captions, colors, width_px=1000), key="mnist_grid")
+        settings = {"model": MODEL, "digit": int(digit) if digit.isdigit() else digit,
+                    "w": None if labels_now is None else float(w), "sampler": method, "steps": int(steps), "n": int(n),
+                    "seed": int(seed)}
+        exports.download_button("Digits (PNG)", partial(exports.digits_png, run["images"], COLS, settings=settings),
+                                exports.file_name("mnist", "digits", settings, "png"), key="mnist.download.grid")
     with right:
         st.metric("NFE", run["nfe"], help="Evaluations of the guided denoiser; with guidance each is one batch of "
                   "2 × digits (conditional and unconditional).")
@@ -269,6 +287,8 @@ def sample_sections() -> None:
                                     ("x_t: where the sampler is", "x̂₀(x_t): the model's guess of the finished digit"),
                                     cols=N_ANIM)
     plots.show(fig, key="mnist_animation")
+    exports.download_button("Animation (GIF)", partial(denoising_gif, run, settings),
+                            exports.file_name("mnist", "denoising", settings, "gif"), key="mnist.download.gif")
     st.caption(f"The first {N_ANIM} digits of the grid, from the same run: {len(labels_anim)} of {run['steps'] + 1} "
                "states; press ▶ or drag the slider. x_t is drawn clipped to [−1, 1]. The guess x̂₀ is a blurred, "
                "noisy digit while t is large and is sharp long before x_t is clean.")
@@ -289,6 +309,12 @@ def sample_sections() -> None:
                                     None if good is None else
                                     [plots.CAPTION_COLOR if g else plots.WRONG_COLOR for g in good], col_titles=titles,
                                     width_px=560), key="mnist_sweep")
+        sweep_settings = {"model": MODEL, "digit": sweep_label, "w": ",".join(f"{v:g}" for v in SWEEP_W),
+                          "sampler": "ddim", "steps": SWEEP_STEPS, "seed": int(seed)}
+        exports.download_button("Sweep (PNG)",
+                                partial(exports.digits_png, sw["images"], len(SWEEP_W), settings=sweep_settings),
+                                exports.file_name("mnist", "sweep", {**sweep_settings, "w": None}, "png"),
+                                key="mnist.download.sweep")
     with cols[1]:
         k = len(SWEEP_W)
         curves = {"fidelity": sw["fidelity"], "diversity": sw["diversity"]}
@@ -326,6 +352,12 @@ model_schedule = pretrained(MODEL).schedule.name if model_problem is None else N
 rows = [f"{name}" + (" (the model's)" if name == model_schedule else "") for name in SCHEDULES]
 plots.show(plots.image_grid(fwd["images"].reshape(-1, 28, 28), k, caps, col_titles=[f"t = {t}" for t in FORWARD_T],
                             row_titles=rows, width_px=1000, left_px=130), key="mnist_forward")
+fwd_settings = {"digit": fwd["label"], "test_index": fwd["index"], "seed": int(seed), "T": 1000,
+                "schedules": ",".join(SCHEDULES), "t": ",".join(map(str, FORWARD_T))}
+exports.download_button("Forward process (PNG)", partial(exports.digits_png, fwd["images"].reshape(-1, 28, 28), k,
+                                                         settings=fwd_settings),
+                        exports.file_name("mnist", "forward", {**fwd_settings, "schedules": None, "t": None}, "png"),
+                        key="mnist.download.forward")
 st.caption(f"Test digit #{fwd['index']} (a {fwd['label']}), run through q(x_t | x_{{t−1}}) of each schedule with T = "
            "1000 and the same noise in every row; under each image the share of the signal left, √ᾱ_t. The linear "
            "schedule has removed most of the digit by t = 400 (√ᾱ ≈ 0.4), the cosine one still shows it clearly "

@@ -1,10 +1,12 @@
 """Reverse process: a trained network (or the exact score) turning N(0, I) back into data with any sampler and
 step count, animated, with particle paths and the network's x0 prediction beside x_t at every step."""
 
+from functools import partial
+
 import streamlit as st
 
 from core.samplers import METHODS, SAMPLERS, ddim_step, ddpm_step, langevin_corrector, sample
-from dashboard.ui import plots, sampling
+from dashboard.ui import exports, plots, sampling
 from dashboard.ui.header import page_header, show_code
 from dashboard.ui.models import model_picker
 from dashboard.ui.terminal_snr import terminal_noise_warning
@@ -90,6 +92,13 @@ with m[3]:
     st.caption(f"{choice.label} · {choice.schedule.name} schedule, T = {choice.schedule.T} · "
                f"{len(run['frame_idx'])} of {run['steps'] + 1} states shown; press ▶ or drag the slider.")
 plots.show(sampling.animation_figure(token, exact, method, steps, n, seed, options), key="reverse_animation")
+settings = sampling.export_settings(choice, method, steps, n, seed, options)
+with st.container(horizontal=True):  # one row of small buttons under the animation
+    exports.download_button("Samples (CSV)", partial(exports.points_csv, run["x0"], settings),
+                            exports.file_name("reverse", "samples", settings, "csv"), key="reverse.download.csv")
+    exports.download_button("Animation (GIF)", partial(sampling.reverse_gif, run,
+                                                       sampling.data_reference(token, n)["overlay"], settings),
+                            exports.file_name("reverse", "animation", settings, "gif"), key="reverse.download.gif")
 if exact:
     st.caption("Exact score: ε is the true E[ε | x_t] of the mixture, so x̂₀ is the exact posterior mean "
                "E[x₀ | x_t]; what remains is the sampler's discretisation error.")

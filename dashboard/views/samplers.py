@@ -1,13 +1,15 @@
 """Samplers: DDPM, DDIM, reverse SDE, predictor-corrector, PF-ODE Euler/Heun and DPM-Solver++ from the same x_T
 on the same model at the same NFE budget, side by side with their paths, and sample quality against NFE."""
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.metrics import data_floor, sliced_wasserstein
 from core.samplers import METHODS, sample, steps_for_nfe
-from dashboard.ui import flow, plots, sampling
+from dashboard.ui import exports, flow, plots, sampling
 from dashboard.ui.header import page_header
 from dashboard.ui.loaders import is_mixture
 from dashboard.ui.models import model_picker
@@ -116,6 +118,13 @@ for row in (slots[:4], slots[4:]):
             off = f" · {run['outside']} off the plot" if run["outside"] else ""
             st.caption(f"**NFE {run['nfe']}** · {run['seconds']:.2f} s · {run['steps']} steps · "
                        f"SW {sampling.fmt_ratio(run['ratio'])} floor{off}{where}")
+            t_k = None if k == len(run["frame_idx"]) - 1 else int(round(float(run["frame_t"][k])))
+            shown = {**sampling.export_settings(choice, m, run["steps"], n, seed, options[m]), "nfe": run["nfe"],
+                     "t": t_k}
+            exports.download_button("Samples (CSV)" if t_k is None else f"x_t at t = {t_k} (CSV)",
+                                    partial(exports.points_csv, run["xs"][k], shown),
+                                    exports.file_name("samplers", m, {**shown, "sampler": None}, "csv"),
+                                    key=f"samplers.download.{m}")
 st.caption(f"Grey: {'your points' if choice.toy is None else 'the data'}. Coloured: the {n} points of each sampler. "
            f"Orange: the paths of the same {N_PATHS} particles (the same x_T in every panel). SW: sliced Wasserstein "
            "distance to fresh data divided by the data floor (1 = as close as this many points can tell). Times are "

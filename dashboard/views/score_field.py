@@ -3,6 +3,7 @@ where they differ, Langevin dynamics on the field, and the model's exact likelih
 
 import math
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from core.diffusion import eps_to_score, q_sample
 from core.langevin import langevin_dynamics, langevin_levels
 from core.likelihood import compare_with_elbo, ode_log_likelihood_with_stats
 from core.metrics import sliced_wasserstein
-from dashboard.ui import plots, score_field
+from dashboard.ui import exports, plots, score_field
 from dashboard.ui.fmt import fmt_num
 from dashboard.ui.header import page_header, show_code
 from dashboard.ui.loaders import gaussian_noise, is_mixture, toy_points
@@ -257,10 +258,11 @@ def sw_to_q(points: np.ndarray, token: str, ti: int, seed: int) -> tuple[float, 
 
 
 runs = [("learned", False, score_field.LEARNED_COLOR)] + ([("exact", True, score_field.EXACT_COLOR)] if mixture else [])
-l_panels, l_metrics = [], []
+l_panels, l_metrics, l_finals = [], [], {}
 q_overlay = noised(choice.token, ti, n_particles, seed + 100)
 for name, is_exact, color in runs:
     final, paths = langevin_run(choice.token, is_exact, ti, n_particles, l_steps, eta, annealed, seed)
+    l_finals[name] = final
     finite = np.isfinite(final).all(axis=1)
     sw, floor = sw_to_q(final[finite], choice.token, ti, seed) if finite.sum() > 1 else (math.inf, math.nan)
     l_metrics.append((name, sw, floor, int((~finite).sum())))
@@ -270,6 +272,14 @@ for name, is_exact, color in runs:
         score_field.paths_trace(np.clip(np.nan_to_num(paths), -LIM * 2, LIM * 2), plots.PATH_COLOR, "paths"),
     ]))
 plots.show(score_field.panels_figure(l_panels, LIM, height=440), key="langevin")
+l_settings = {"model": choice.token, "t": t, "n": n_particles, "steps": l_steps, "eta": eta, "annealed": annealed,
+              "seed": seed}
+for col, (name, final) in zip(st.columns(len(l_finals)), l_finals.items(), strict=True):  # under each panel
+    with col:
+        exports.download_button(f"Langevin on the {name} score (CSV)",
+                                partial(exports.points_csv, final, {**l_settings, "score": name}),
+                                exports.file_name("score_field", f"langevin-{name}", l_settings, "csv"),
+                                key=f"score_field.download.{name}")
 floor = l_metrics[0][2]
 st.caption(f"{n_particles} particles from N(0, I), {l_steps} steps"
            + (" over 10 levels from t = T down to t" if annealed else f" at t = {t}")

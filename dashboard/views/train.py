@@ -1,5 +1,8 @@
-"""Train: a 2D diffusion model trained live on a toy or on the user's own points, with a progress bar, a live loss
-curve, sample snapshots, a stop button; the result is usable on every other page and downloadable."""
+"""Train: a 2D diffusion model trained live on a toy or on the user's own points (a CSV, or drawn on a canvas), with a
+progress bar, a live loss curve, sample snapshots, a stop button; the result is usable on every other page and
+downloadable."""
+
+from functools import partial
 
 import numpy as np
 import streamlit as st
@@ -10,7 +13,7 @@ from core.train_2d import DEFAULT_2D_TRAIN, DEFAULT_MLP, train_ddpm_2d
 from core.training import train
 from dashboard.jobs import recipes
 from dashboard.jobs.runner import ACTIVE, RUNNING
-from dashboard.ui import background, plots, sitemap
+from dashboard.ui import background, drawing, exports, plots, sitemap
 from dashboard.ui import train as live
 from dashboard.ui.fmt import fmt_num, toy_label
 from dashboard.ui.header import page_header, show_code
@@ -22,6 +25,9 @@ from dashboard.ui.widgets import UrlWidgets
 N_SAMPLES, SNAPSHOT_N = live.N_SAMPLES, live.SNAPSHOT_N  # final samples and metrics; points per snapshot
 SCHEDULES = ("cosine", "linear", "sigmoid", "quadratic")
 POINTS = "points"  # the Data option for the user's own point cloud
+DRAW = "draw"  # the Data option for points drawn on a canvas (dashboard/ui/drawing.py)
+DATA_LABELS = {POINTS: "your own points (CSV)", DRAW: "draw your own points"}  # the Data options beyond the toys
+RUN_LABELS = {POINTS: "your points", DRAW: "your drawing"}
 
 page_header(
     "Train a model",
@@ -42,8 +48,8 @@ adopt_trained_model()  # first, the model of a job that has just finished
 ui = UrlWidgets("train")
 c = st.columns([3, 2, 4, 2])
 with c[0]:
-    data_name = ui.selectbox("Data", "data", (*TOYS, POINTS), "eight_gaussians",
-                             format_func=lambda v: "your own points (CSV)" if v == POINTS else toy_label(v))
+    data_name = ui.selectbox("Data", "data", (*TOYS, POINTS, DRAW), "eight_gaussians",
+                             format_func=lambda v: DATA_LABELS.get(v) or toy_label(v))
 with c[1]:
     schedule_name = ui.selectbox("Schedule", "schedule", SCHEDULES, "cosine")
 with c[2]:
@@ -118,9 +124,13 @@ if data_name == POINTS:
         else:
             st.success(f"{len(points):,} points from {source}, standardised to mean 0 and unit spread "
                        f"(mean ({mean[0]:.6g}, {mean[1]:.6g}), scale {scale:.3g}).", icon=":material/check:")
+elif data_name == DRAW:
+    drawn = drawing.drawing_source(ui, seed)
+    if drawn is not None:
+        points, mean, scale, source = drawn.points, drawn.mean, drawn.scale, drawn.source
 session_capacity_notice()  # dashboard.ui.models: the Model lists are full, and which model the next one replaces
 
-ready = data_name != POINTS or points is not None
+ready = data_name not in DATA_LABELS or points is not None
 active = background.current(live.JOB)
 busy = active is not None and active.status in ACTIVE
 go = st.button("Train", type="primary", icon=":material/play_arrow:", key="train.go", disabled=not ready or busy,
@@ -141,14 +151,14 @@ def loss_chart(losses: list[float], height: int = 300):
 if go and ready and not busy:
     cfg = live.default_config(steps, budget, seed)
     mlp = {**DEFAULT_MLP, "width": width}
-    if data_name == POINTS:
+    if data_name in DATA_LABELS:  # the user's own points, uploaded or drawn
         data = points
         data_config = {"kind": "points", "source": source, "n": len(points), "mean": mean, "scale": scale,
                        "points": np.round(points, 5).tolist()}
     else:
         data, data_config = data_name, {"kind": "toy", "name": data_name, "source": "core.data.toy2d (generated)"}
     settings = dict(data=data_name, schedule=schedule_name, T=T, width=width, steps=steps, seed=seed, source=source)
-    label = f"{'your points' if data_name == POINTS else toy_label(data_name)}, {schedule_name} T={T}"
+    label = f"{RUN_LABELS.get(data_name) or toy_label(data_name)}, {schedule_name} T={T}"
     spec = live.job_spec(data, data_config, schedule, cfg, mlp, settings)
     if background.start(live.JOB, "train_2d", spec, label=label, expected_s=live.expected_seconds(steps)):
         st.rerun()  # redraw with the Train button disabled and the job's panel
@@ -229,13 +239,17 @@ else:
                    "the samples with your points above.")
 
     stem = f"ddpm-{run.toy or 'points'}-{run.token.split(':')[-1]}"
-    d = st.columns([2, 2, 5], vertical_alignment="center")
+    d = st.columns([2, 2, 2, 4], vertical_alignment="center")
     d[0].download_button("Weights (.safetensors)", run.files[0], file_name=f"{stem}.safetensors",
                          mime="application/octet-stream", icon=":material/download:", on_click="ignore",
                          key="train.dl_weights")
     d[1].download_button("Config (.json)", run.files[1], file_name=f"{stem}.json", mime="application/json",
                          icon=":material/download:", on_click="ignore", key="train.dl_config")
-    d[2].caption(f"Keep both files side by side; `core.checkpoints.load_checkpoint('{stem}')` rebuilds the model, "
+    sample_settings = {"model": stem, "sampler": "ddim", "steps": 50, "n": len(samples)}
+    with d[2]:
+        exports.download_button("Samples (.csv)", partial(exports.points_csv, samples, sample_settings),
+                                exports.file_name("train", "samples", sample_settings, "csv"), key="train.dl_samples")
+    d[3].caption(f"Keep both files side by side; `core.checkpoints.load_checkpoint('{stem}')` rebuilds the model, "
                  f"and `python -m core sample {stem} --n 1000` samples it.")
     pages = [p for p in sitemap.existing_pages() if p.file in ("score_field.py", "reverse.py", "samplers.py")]
     if pages:

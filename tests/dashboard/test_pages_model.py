@@ -249,7 +249,8 @@ def test_train_tiny_run_registers_a_model_that_the_score_field_uses():
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["ratio to the floor"]) > 0 and metrics["modes covered"].endswith("of 8")
     # the downloads are a loadable checkpoint, identical to the session model
-    assert [b.label for b in at.get("download_button")] == ["Weights (.safetensors)", "Config (.json)"]
+    assert [b.label for b in at.get("download_button")] == ["Weights (.safetensors)", "Config (.json)",
+                                                            "Samples (.csv)"]
     p = models[token].model
     files = at.session_state["train.run"].files
     cfg = json.loads(files[1])
