@@ -49,7 +49,7 @@ METHOD_COLORS: dict[str, str] = {"conditional": "#0891b2", "cfg": "#4f46e5", "cg
 SCALES: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)  # the sweep's guidance scales
 STEPS = 50  # DDIM steps of every sample on the page
 # Points per panel, read at call time (tests lower it): a new scale runs three DDIM chains of N_PANEL points.
-N_PANEL = 400
+N_PANEL = 300
 SWEEP_JSON = ROOT / "benchmarks" / "results" / "guidance_2d.json"  # read at call time: tests point it away
 SWEEP_COMMAND = "python benchmarks/guidance_2d.py --n --json benchmarks/results/guidance_2d.json"
 FIELD_LIM = score_field.FIELD_LIM
