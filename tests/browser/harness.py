@@ -5,6 +5,7 @@ Debian's Chromium through Playwright (never `playwright install`; see shared/STA
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -23,6 +26,17 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking
 
 def chromium_available() -> bool:
     return Path(CHROMIUM).exists()
+
+
+def require_chromium() -> None:
+    """At a browser test module's top: skip it when Chromium is absent, except in CI (CI=true), where a missing
+    browser is a failure (.ci/run installs it), so CI never skips a browser test."""
+    if chromium_available():
+        return
+    if os.environ.get("CI"):
+        raise RuntimeError("CI needs Chromium for the browser test: .ci/run installs it with apt-get")
+    pytest.skip("Chromium is not installed (apt-get install -y chromium); skipping the browser test",
+                allow_module_level=True)
 
 
 def _free_port() -> int:

@@ -9,15 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+from tests.browser.harness import CHROMIUM, LAUNCH_ARGS, exception_text, require_chromium, running_app, wait_idle
 
-from tests.browser.harness import CHROMIUM, LAUNCH_ARGS, chromium_available, exception_text, running_app, wait_idle
-
-if not chromium_available():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs Chromium for the browser test: .ci/run installs it with apt-get")
-    pytest.skip("Chromium is not installed (apt-get install -y chromium); skipping the browser test",
-                allow_module_level=True)
+require_chromium()
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
