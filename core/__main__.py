@@ -8,6 +8,8 @@
     python -m core train --data mnist --out pretrained/ddpm-mnist --time-budget 3600
     torchrun --nproc_per_node 2 -m core train --data mnist --out runs/ddp-mnist   # data-parallel (DDP)
     python -m core evaluate ddpm-mnist --update-manifest
+    python -m core train --family autoencoder --data mnist --out pretrained/autoencoder-mnist   # latent diffusion:
+    python -m core train --family ldm --data mnist --autoencoder autoencoder-mnist --out pretrained/ldm-mnist
     python -m core hashes [--record]     # check (or record) the SHA-256 of every file in pretrained/
 
 Every argument is checked before any work starts (ranges, options that do not apply to the chosen model,
@@ -66,6 +68,7 @@ MAX_STEPS = 10_000_000
 MAX_BATCH = 65_536
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range
 TRAIN_SCHEDULES = tuple(n for n in SCHEDULE_NAMES if n != "custom")
+LATENT_FAMILIES = ("autoencoder", "ldm")  # latent diffusion (Rombach et al. 2022): the first stage, then the LDM
 
 
 class UsageError(Exception):
@@ -272,6 +275,13 @@ def validate_train(args: argparse.Namespace) -> None:
     if args.family == "reflow":
         validate_reflow(args)
         return
+    _check_options({"--autoencoder": args.autoencoder is not None}, args.family == "ldm",
+                   "without --family ldm (it names the autoencoder whose latents the model learns)")
+    _check_options({"--kl-weight": args.kl_weight is not None}, args.family == "autoencoder",
+                   "without --family autoencoder (it weighs the autoencoder's KL term)")
+    if args.family in LATENT_FAMILIES:
+        validate_latent(args)
+        return
     if args.data is None:
         raise UsageError("--data is required: a toy, a CSV file of x,y points, or mnist")
     mnist = args.data == "mnist"
@@ -376,6 +386,112 @@ def validate_reflow(args: argparse.Namespace) -> None:
     args.out = _check_out(args.out, (".safetensors", ".json"))
     if args.record or args.out.resolve().parent == checkpoints.PRETRAINED_DIR:
         read_manifest(args.out.resolve().parent)
+
+
+def validate_latent(args: argparse.Namespace) -> None:
+    """--family autoencoder (the first stage) and --family ldm (diffusion on its latents), both on MNIST."""
+    if args.data != "mnist":
+        raise UsageError(f"--family {args.family} trains on MNIST: --data mnist (got --data {args.data!r:.60})")
+    for flag, given in (("--width", args.width), ("--depth", args.depth), ("--r1", args.r1), ("--beta", args.beta),
+                        ("--objective", args.objective), ("--dropout", args.dropout)):
+        if given is not None:
+            raise UsageError(f"{flag} does not apply to --family {args.family}")
+    if args.conditional or args.learn_sigma or args.checkpointing:
+        raise UsageError(f"--conditional, --learn-sigma and --checkpointing do not apply to --family {args.family} "
+                         "(the latent model is always class-conditional)")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError("data-parallel training (torchrun) is for the MNIST DDPM: --data mnist --family ddpm")
+    if args.family == "autoencoder":
+        _check_options({"--schedule": args.schedule is not None, "--T": args.T is not None}, False,
+                       "to an autoencoder (it does not diffuse)")
+        if args.latent_dim is not None and args.latent_dim > SIZE_LIMITS["autoencoder"]["latent_dim"][1]:
+            raise UsageError(f"--latent-dim {args.latent_dim}: an autoencoder's vector latent has at most "
+                             f"{SIZE_LIMITS['autoencoder']['latent_dim'][1]:.0f} numbers")
+    else:
+        if args.latent_dim is not None:
+            raise UsageError("--latent-dim does not apply to --family ldm: the latent is its autoencoder's")
+        if args.autoencoder is None:
+            raise UsageError("--family ldm needs --autoencoder: the first stage whose latents it learns, e.g. "
+                             "autoencoder-mnist (train one with --family autoencoder)")
+        args.first_stage = _load(args.autoencoder)
+        if args.first_stage.config.get("model", {}).get("type") != "autoencoder":
+            raise UsageError(f"--autoencoder {args.autoencoder}: not an autoencoder (family "
+                             f"{args.first_stage.config.get('family')!r})")
+    if args.download and not (args.data_dir or os.environ.get("DIFFUSION_LAB_MNIST_DIR")):
+        raise UsageError("--download needs --data-dir (or $DIFFUSION_LAB_MNIST_DIR): where to put the files")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no such folder")
+    if args.precision == "fp16" and not args.device.startswith("cuda"):
+        raise UsageError(f"precision fp16 needs a CUDA device (--device {args.device} given); on a CPU use "
+                         "--precision bf16")
+    args.out = _check_out(args.out, (".safetensors", ".json"))
+    if args.family == "ldm":
+        first_stage_dir = args.first_stage_dir = _checkpoint_dir(args.autoencoder)
+        if first_stage_dir != args.out.resolve().parent:
+            raise UsageError(f"--out {args.out}: a latent model is found beside its autoencoder; write it to "
+                             f"{checkpoints.display_path(first_stage_dir)}/ (where {args.autoencoder} is)")
+    args.state = Path(args.state) if args.state else Path("runs") / args.out.name / "train-state"
+    _check_writable_dir(args.state.parent, "--state")
+    if training_state_exists(args.state) and not args.fresh:
+        try:
+            checkpoints.check_training_state(args.state)
+        except CheckpointError as e:
+            raise UsageError(f"--state: {e}") from None
+    if args.record or args.out.resolve().parent == checkpoints.PRETRAINED_DIR:
+        read_manifest(args.out.resolve().parent)
+
+
+def cmd_train_latent(args: argparse.Namespace) -> int:
+    """Train the autoencoder or the latent diffusion model; both resumable (--state), with a progress bar."""
+    from core.data.mnist import load_mnist
+    from core.models.autoencoder import AutoencoderConfig
+    from core.train_latent import (
+        DEFAULT_AUTOENCODER_TRAIN,
+        DEFAULT_LDM2D_TRAIN,
+        DEFAULT_LDM_TRAIN,
+        train_autoencoder,
+        train_ldm,
+    )
+
+    if args.family == "autoencoder":
+        d = DEFAULT_AUTOENCODER_TRAIN
+    else:  # the MLP on a vector latent trains like the 2D pages' models: larger batches of cheap steps
+        d = DEFAULT_LDM2D_TRAIN if len(args.first_stage.model.latent_shape) == 1 else DEFAULT_LDM_TRAIN
+    cfg = dataclasses.replace(d, steps=_default(args.steps, d.steps), batch_size=_default(args.batch_size,
+                                                                                          d.batch_size),
+                              lr=_default(args.lr, d.lr), seed=args.seed, time_budget_s=args.time_budget,
+                              device=args.device, precision=args.precision)
+    data = load_mnist("train", data_dir=args.data_dir, allow_download=args.download)
+    if args.fresh:
+        delete_training_state(args.state)
+    resuming = " (resuming)" if training_state_exists(args.state) else ""
+    print(f"data: {data.source}", file=sys.stderr)
+    t0 = time.perf_counter()
+    if args.family == "autoencoder":
+        config = AutoencoderConfig(latent_dim=_default(args.latent_dim, 0))
+        print(f"training an autoencoder on MNIST: latent {list(config.latent_shape)}, {cfg.steps} steps of batch "
+              f"{cfg.batch_size}, device {cfg.device}; training state: {args.state}{resuming}", file=sys.stderr)
+        with _progress_bar(cfg.steps) as progress:
+            result, record = train_autoencoder(data, cfg, config, kl_weight=args.kl_weight, callback=progress,
+                                               state_path=args.state, save_every=_default(args.save_every, 500))
+        print(f"{result.message}; scale factor 1 / std(z) = {result.ema_model.config.scale_factor:.4f}",
+              file=sys.stderr)
+    else:
+        schedule = make_schedule(_default(args.schedule, "cosine"), T=_default(args.T, 1000))
+        first = args.first_stage
+        print(f"training a latent diffusion model on the latents {list(first.model.latent_shape)} of "
+              f"{args.autoencoder}: {cfg.steps} steps of batch {cfg.batch_size}, device {cfg.device}; training "
+              f"state: {args.state}{resuming}", file=sys.stderr)
+        with _progress_bar(cfg.steps) as progress:
+            result, record = train_ldm(data, first.model, first.name, schedule, cfg, callback=progress,
+                                       state_path=args.state, save_every=_default(args.save_every, 500))
+        print(result.message, file=sys.stderr)
+    if not resuming:  # the whole run's cost, the encoding of the training set included
+        result.seconds = time.perf_counter() - t0
+    weights, _ = save_checkpoint(args.out, result.ema_model, record)
+    print(f"wrote {weights} and {args.out.with_suffix('.json')}", file=sys.stderr)
+    _record(args, args.out, data.source, result)
+    return 0 if result.stop_reason != "nonfinite" else EXIT_FAILURE
 
 
 def cmd_train_mnist(args: argparse.Namespace) -> int:
@@ -486,6 +602,8 @@ def cmd_train_reflow(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.family == "reflow":
         return cmd_train_reflow(args)
+    if args.family in LATENT_FAMILIES:
+        return cmd_train_latent(args)
     if args.family not in ("ddpm", "flow"):
         return cmd_train_baseline(args)
     if args.data == "mnist":
@@ -717,7 +835,11 @@ def validate_evaluate(args: argparse.Namespace) -> Pretrained:
     _check_options({"--classifier": args.classifier is not None, "--device": args.device is not None}, mnist,
                    "to a 2D model: --classifier and --device are for MNIST models (2D evaluation runs "
                    "on the CPU)")
-    if is_flow(p.config):
+    if model_type == "autoencoder":
+        _check_options({"--method": args.method is not None, "--steps": args.steps is not None,
+                        "--n": args.n is not None}, False,
+                       f"to {args.model}: an autoencoder is scored on its reconstructions of the held-out digits")
+    elif is_flow(p.config):
         _check_flow_method(args)
     else:
         _check_options({"--method": args.method is not None, "--steps": args.steps is not None},
@@ -748,15 +870,20 @@ def _checkpoint_dir(model: str) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.evaluate import bound_2d, evaluate_2d, evaluate_mnist
+    from core.evaluate import bound_2d, evaluate_2d, evaluate_autoencoder, evaluate_mnist
 
     p = args.loaded
     method = _default(args.method, "euler" if is_flow(p.config) else "ddim")
     steps = _default(args.steps, 20 if is_flow(p.config) else 50)
-    if _data_kind(p) == "mnist":
+    if p.config["model"]["type"] == "autoencoder":
+        metrics = evaluate_autoencoder(p, args.judge.model, device=args.device)
+        metrics["classifier"] = _default(args.classifier, "classifier-mnist")
+    elif _data_kind(p) == "mnist":
         n = _default(args.n, 1000)
         classifier = args.judge.model.to(args.device)
         p.model.to(args.device)
+        if p.autoencoder is not None:
+            p.autoencoder.to(args.device)
         print(f"evaluating {p.name} with {_default(args.classifier, 'classifier-mnist')} on {args.device}: {n} "
               f"samples per guidance scale, {method}-{steps}", file=sys.stderr)
         metrics = evaluate_mnist(p, classifier, n=n, seed=args.seed, method=method, steps=steps, device=args.device,
@@ -837,9 +964,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "of points, or MNIST")
     t.add_argument("--data", default=None, help=f"a toy ({', '.join(TOY_NAMES)}), a CSV file of x,y points, "
                    "or mnist (required, except for --family reflow)")
-    t.add_argument("--family", default="ddpm", choices=("ddpm", "flow", "reflow", "gan", "vae"),
+    t.add_argument("--family", default="ddpm", choices=("ddpm", "flow", "reflow", "gan", "vae", *LATENT_FAMILIES),
                    help="flow: conditional flow matching on 2D points; reflow: one round of rectified flow on "
-                        "a --teacher flow's pairs")
+                        "a --teacher flow's pairs; autoencoder, then ldm: latent diffusion on MNIST")
     t.add_argument("--schedule", default=None, choices=TRAIN_SCHEDULES, help="DDPM only (default cosine)")
     t.add_argument("--T", type=_int_in(2, MAX_T), default=None, help="DDPM only: diffusion steps (default 1000)")
     t.add_argument("--width", type=_limit("mlp", "width"), default=None,
@@ -877,6 +1004,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="GAN: R1 gradient-penalty weight gamma (0 = plain)")
     bl.add_argument("--beta", type=_float_in(0, 1e6, open_lo=True), default=None,
                     help="VAE: weight of the KL term (1 = the ELBO)")
+    la = t.add_argument_group("latent diffusion (MNIST)")
+    la.add_argument("--autoencoder", default=None, help="--family ldm: the first stage whose latents it learns "
+                    "(a name such as autoencoder-mnist, or a checkpoint path)")
+    la.add_argument("--kl-weight", type=_float_in(0, 1e3), default=None,
+                    help="--family autoencoder: weight of KL(q(z|x) || N(0, I)) (default 1e-4; 1e-2 with "
+                         "--latent-dim); --latent-dim N gives a vector latent of N numbers instead of 4 x 7 x 7")
     mn = t.add_argument_group("MNIST")
     _data_args(mn)
     mn.add_argument("--checkpointing", action="store_true", help="gradient checkpointing (less activation memory)")

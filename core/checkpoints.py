@@ -56,8 +56,9 @@ MAX_POINTS_IN_CONFIG = 100_000  # the Train page keeps the user's points in the 
 SIZE_LIMITS: dict[str, dict[str, tuple[float, float]]] = {
     "mlp": {"dim": (1, 64), "width": (1, 4096), "depth": (1, 64), "t_embed_dim": (2, 1024),
             "x_embed_dim": (0, 256), "num_classes": (0, 1000), "T": (2, MAX_T)},
-    "unet": {"in_channels": (1, 4), "patch_size": (1, 4), "base_channels": (2, 512), "channel_mults": (1, 8),
-             "blocks_per_level": (1, 8), "attention_heads": (1, 64), "num_classes": (0, 1000), "groups": (1, 512),
+    "unet": {"in_channels": (1, 16), "image_size": (4, 64), "patch_size": (1, 4), "base_channels": (2, 512),
+             "channel_mults": (1, 8), "blocks_per_level": (1, 8), "attention_heads": (1, 64), "num_classes": (0, 1000),
+             "groups": (1, 512),
              "dropout": (0.0, 0.99), "T": (2, MAX_T)},
     "classifier": {"channels": (1, 512), "feature_dim": (1, 4096), "num_classes": (1, 1000), "dropout": (0.0, 0.99)},
     "noisy_classifier": {"num_classes": (1, 1000), "dim": (1, 64), "width": (8, 1024), "depth": (1, 16),
@@ -66,13 +67,15 @@ SIZE_LIMITS: dict[str, dict[str, tuple[float, float]]] = {
             "r1_gamma": (0.0, 1e6)},
     "vae": {"latent_dim": (1, 1024), "width": (1, 4096), "depth": (1, 64), "data_dim": (1, 64),
             "beta": (1e-6, 1e6)},
+    "autoencoder": {"latent_channels": (1, 16), "latent_dim": (0, 64), "width": (8, 256), "groups": (1, 64),
+                    "scale_factor": (1e-4, 1e4)},
 }
 MAX_CHANNEL_LEVELS = 4  # UNet channel_mults: 28 / patch_size halves at most 3 times on the way down
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {("gan", "kind"): ("mlp", "dcgan"), ("vae", "kind"): ("mlp", "conv"),
                                                   ("noisy_classifier", "kind"): ("mlp", "conv")}
-MODEL_TYPES = ("mlp", "unet", "classifier", "noisy_classifier", "gan", "vae")
+MODEL_TYPES = ("mlp", "unet", "classifier", "noisy_classifier", "gan", "vae", "autoencoder")
 _LABELS = {"mlp": "an MLP", "unet": "a UNet", "classifier": "a classifier", "noisy_classifier": "a noisy classifier",
-           "gan": "a GAN", "vae": "a VAE"}
+           "gan": "a GAN", "vae": "a VAE", "autoencoder": "an autoencoder"}
 _DIFFUSION_TYPES = ("mlp", "unet", "noisy_classifier")  # these need a schedule (their t is its timestep)
 _DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
            torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
@@ -95,6 +98,7 @@ class Pretrained:
     config: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)  # the manifest entry, when there is one
     name: str = ""
+    autoencoder: nn.Module | None = None  # latent diffusion: the first stage (encode / decode), loaded with it
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,17 @@ class ModelSpec:
     config: Any  # MLPConfig, UNetConfig, ClassifierConfig, GANConfig or VAEConfig
     schedule: Schedule | None
     parameterization: str = "eps"  # mlp: "eps", "v" or "velocity" (a flow, core.flow)
+    autoencoder: LatentSpec | None = None  # latent diffusion: the first stage it diffuses in
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """What a latent diffusion checkpoint records of its autoencoder: the checkpoint's name (beside it, in the same
+    folder), the latent shape the diffusion model works on, and the scale factor its latents were trained with."""
+
+    name: str
+    shape: tuple[int, ...]
+    scale_factor: float
 
 
 # --- validation: types, nesting and sizes, before anything is built ---------------------------------------------
@@ -122,6 +137,9 @@ def _config_class(kind: str) -> type:
     if kind == "noisy_classifier":
         from core.models.noisy_classifier import NoisyClassifierConfig
         return NoisyClassifierConfig
+    if kind == "autoencoder":
+        from core.models.autoencoder import AutoencoderConfig
+        return AutoencoderConfig
     if kind == "gan":
         from core.models.gan import GANConfig
         return GANConfig
@@ -209,13 +227,13 @@ def _check_structure(kind: str, c: Any) -> None:
         problems += [f"{n} must be even (sinusoidal features come in cos/sin pairs); got {v}"
                      for n, v in (("t_embed_dim", c.t_embed_dim), ("x_embed_dim", c.x_embed_dim)) if v % 2]
     elif kind == "unet":
-        side = 28 // c.patch_size if 28 % c.patch_size == 0 else None
+        side = c.image_size // c.patch_size if c.image_size % c.patch_size == 0 else None
         if c.base_channels % 2:
             problems.append(f"base_channels must be even (it is the time embedding's size); got {c.base_channels}")
         if side is None:
-            problems.append(f"patch_size must divide 28; got {c.patch_size}")
-        elif side % 2 ** (len(c.channel_mults) - 1):
-            problems.append(f"{len(c.channel_mults)} levels cannot halve a {side}x{side} image "
+            problems.append(f"patch_size must divide image_size {c.image_size}; got {c.patch_size}")
+        elif side < 2 ** (len(c.channel_mults) - 1):
+            problems.append(f"{len(c.channel_mults)} levels cannot halve a {side}x{side} input "
                             f"{len(c.channel_mults) - 1} times")
         chans = [c.base_channels * m for m in c.channel_mults] + [c.base_channels]
         if any(ch % c.groups for ch in chans):
@@ -229,6 +247,8 @@ def _check_structure(kind: str, c: Any) -> None:
         problems.append(f"a DCGAN's width must be a multiple of 4; got {c.width}")
     elif kind == "vae" and c.kind == "conv" and (c.width < 2 or c.width % 2):
         problems.append(f"a conv VAE's width must be even; got {c.width}")
+    elif kind == "autoencoder" and c.width % (2 * c.groups):
+        problems.append(f"groups = {c.groups} must divide half the width {c.width} (the 28 x 28 channels)")
     if problems:
         raise CheckpointError(f"checkpoint config does not describe {_LABELS[kind]} the project can build: "
                               + "; ".join(problems))
@@ -313,7 +333,30 @@ def validate_config(config: Any) -> ModelSpec:
     if parameterization == "velocity" and cfg.num_classes:
         raise CheckpointError("checkpoint config: a flow (parameterization velocity) has no labels; got "
                               f"model.num_classes = {cfg.num_classes}")
-    return ModelSpec(kind, cfg, schedule, parameterization)
+    latent = _latent_spec(config, kind, cfg) if "autoencoder" in config else None
+    return ModelSpec(kind, cfg, schedule, parameterization, latent)
+
+
+def _latent_spec(config: dict[str, Any], kind: str, cfg: Any) -> LatentSpec:
+    """The ``autoencoder`` record of a latent diffusion checkpoint ({"name", "scale_factor"}) and its
+    ``latent_shape``, which must be the denoiser's input shape."""
+    record, shape = config["autoencoder"], config.get("latent_shape")
+    if not isinstance(record, dict) or not isinstance(record.get("name"), str) or not _is_number(
+            record.get("scale_factor")):
+        raise CheckpointError('checkpoint config: autoencoder must be an object like {"name": "autoencoder-mnist", '
+                              '"scale_factor": 0.9}')
+    name = record["name"]
+    if not name or len(name) > 100 or not all(ch.isalnum() or ch in "-_." for ch in name) or name.startswith("."):
+        raise CheckpointError(f"checkpoint config: autoencoder.name must be a checkpoint name in the same folder "
+                              f"(letters, digits, - _ .); got {name!r:.40}")
+    if kind not in ("mlp", "unet") or not isinstance(shape, list) or not all(_is_int(d) and d > 0 for d in shape):
+        raise CheckpointError("checkpoint config: a latent diffusion model is an MLP or a UNet with latent_shape, a "
+                              f"list of positive integers; got {kind} with latent_shape {shape!r:.40}")
+    expected = (cfg.dim,) if kind == "mlp" else (cfg.in_channels, cfg.image_size, cfg.image_size)
+    if tuple(shape) != expected:
+        raise CheckpointError(f"checkpoint config: latent_shape {shape} is not the shape its {kind} denoises, "
+                              f"{list(expected)}")
+    return LatentSpec(name, tuple(shape), float(record["scale_factor"]))
 
 
 # --- building: on the meta device first (shapes and size, no memory), then for real ---------------------------
@@ -351,6 +394,9 @@ def _construct(spec: ModelSpec) -> nn.Module:
         if spec.kind == "noisy_classifier":
             from core.models.noisy_classifier import NoisyClassifier
             return NoisyClassifier(c)
+        if spec.kind == "autoencoder":
+            from core.models.autoencoder import Autoencoder
+            return Autoencoder(c)
         if spec.kind == "gan":
             from core.models.gan import GAN
             return GAN(c)
@@ -588,7 +634,32 @@ def load_checkpoint(stem: str | Path, device: str = "cpu") -> Pretrained:
     model = _construct(spec)
     model.load_state_dict(state)
     model.to(device).eval().requires_grad_(False)
-    return Pretrained(model=model, schedule=spec.schedule, config=config, name=stem.name)
+    autoencoder = _load_autoencoder(spec.autoencoder, cfg_path, device) if spec.autoencoder else None
+    return Pretrained(model=model, schedule=spec.schedule, config=config, name=stem.name, autoencoder=autoencoder)
+
+
+def _load_autoencoder(latent: LatentSpec, cfg_path: Path, device: str) -> nn.Module:
+    """The autoencoder a latent checkpoint names, from the same folder, checked against what the latent model was
+    trained with: an autoencoder, of the same latent shape and scale factor."""
+    where = display_path(cfg_path)
+    stem = cfg_path.parent / latent.name
+    try:
+        first = load_checkpoint(stem, device=device)
+    except CheckpointError as e:
+        raise CheckpointError(f"{where} names its autoencoder {latent.name!r}, which cannot be loaded: {e}",
+                              e.path) from None
+    if first.config["model"]["type"] != "autoencoder":
+        raise CheckpointError(f"{where} names {latent.name!r} as its autoencoder, but that checkpoint is "
+                              f"{_LABELS[first.config['model']['type']]}", cfg_path)
+    ae = first.model
+    if tuple(ae.latent_shape) != latent.shape:
+        raise CheckpointError(f"{where} diffuses latents of shape {list(latent.shape)}, but its autoencoder "
+                              f"{latent.name!r} makes latents of shape {list(ae.latent_shape)}", cfg_path)
+    if not math.isclose(ae.config.scale_factor, latent.scale_factor, rel_tol=1e-6):
+        raise CheckpointError(f"{where} was trained on latents scaled by {latent.scale_factor:.6g}, but its "
+                              f"autoencoder {latent.name!r} scales by {ae.config.scale_factor:.6g} (a retrained "
+                              "autoencoder? retrain the latent model on it)", cfg_path)
+    return ae
 
 
 # --- resumable training state ------------------------------------------------------------------

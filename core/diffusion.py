@@ -320,6 +320,10 @@ class VPredictionDenoiser(torch.nn.Module):
         return getattr(self.net, "null_class", None)
 
     @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        return getattr(self.net, "input_shape", None)
+
+    @property
     def learn_sigma(self) -> bool:
         """Whether the network also outputs the variance interpolation v (Nichol & Dhariwal 2021, eq. 15)."""
         return bool(getattr(getattr(self.net, "config", None), "learn_sigma", False))

@@ -156,6 +156,7 @@ def sample_images(p: Pretrained, n: int, label: int | torch.Tensor | None = None
                   device: str = "cpu", callback: Callable[[int, int], Any] | None = None,
                   noisy_classifier: nn.Module | None = None, **options: Any) -> torch.Tensor:
     """n images (n, 1, 28, 28) in [-1, 1] from an image checkpoint, in batches; ``label`` None = unconditional.
+    A latent diffusion model (``p.autoencoder``) samples in its latent and decodes (Rombach et al. 2022).
 
     With ``noisy_classifier`` (a noisy-classifier- model on the same schedule) the digits come from the model's
     unconditional path guided towards ``label`` by the classifier at ``guidance_scale`` (classifier guidance,
@@ -167,6 +168,10 @@ def sample_images(p: Pretrained, n: int, label: int | torch.Tensor | None = None
         return p.model.sample(n, generator=g).clamp(-1, 1)
     if noisy_classifier is not None and label is None:
         raise ValueError("classifier guidance needs the digits to aim at (label=)")
+    if noisy_classifier is not None and p.autoencoder is not None:
+        raise ValueError("the noisy classifiers read pixels; a latent model is guided classifier-free (no "
+                         "noisy_classifier=)")
+    shape = p.autoencoder.latent_shape if p.autoencoder is not None else (1, 28, 28)
     labels = None
     if label is not None:
         labels = torch.as_tensor(label, device=device).long()
@@ -174,7 +179,7 @@ def sample_images(p: Pretrained, n: int, label: int | torch.Tensor | None = None
     out = []
     for start in range(0, n, batch):
         m = min(batch, n - start)
-        x_T = torch.randn(m, 1, 28, 28, generator=g, device=device)
+        x_T = torch.randn(m, *shape, generator=g, device=device)
         y = None if labels is None else labels[start:start + m]
         if noisy_classifier is not None:
             guided = classifier_guidance(p.model, classifier_log_prob(noisy_classifier.eval(), y), p.schedule,
@@ -184,7 +189,8 @@ def sample_images(p: Pretrained, n: int, label: int | torch.Tensor | None = None
         else:
             traj = sample(p.model, p.schedule, x_T, method=method, steps=steps, generator=g, keep_trajectory=False,
                           y=y, guidance_scale=guidance_scale if y is not None else 1.0, **options)
-        out.append(traj.xs[-1].clamp(-1, 1))
+        x = traj.xs[-1]
+        out.append(p.autoencoder.decode(x) if p.autoencoder is not None else x.clamp(-1, 1))
         if callback is not None:
             callback(start + m, n)
     return torch.cat(out)
@@ -244,3 +250,24 @@ def evaluate_mnist(p: Pretrained, classifier: nn.Module, n: int = 1000, scales: 
     out.update(unconditional_class_histogram=hist, unconditional_classes_covered=sum(c > 0 for c in hist),
                fid_mnist_unconditional=round(frechet_distance(feat, test_feat), 3))
     return out
+
+
+@torch.no_grad()
+def evaluate_autoencoder(p: Pretrained, classifier: nn.Module, device: str = "cpu") -> dict[str, Any]:
+    """The first stage on the held-out digits: the mean squared error of its reconstructions (pixels in [-1, 1]),
+    the share of reconstructions the classifier reads as their true digit (beside its accuracy on the originals),
+    and the statistics of the scaled latents the diffusion model sees (their std should be about 1)."""
+    from core.data.mnist import load_mnist
+
+    test = load_mnist("test")
+    x, labels = test.images.to(device), test.labels.to(device)
+    ae = p.model.to(device).eval()
+    z = torch.cat([ae.encode(x[i:i + 500]) for i in range(0, len(x), 500)])
+    recon = torch.cat([ae.decode(z[i:i + 500]) for i in range(0, len(z), 500)])
+    read, _ = classify(classifier.to(device), recon)
+    original, _ = classify(classifier, x)
+    return {"n": len(labels), "data": test.source, "latent_shape": list(ae.latent_shape),
+            "reconstruction_mse": round(float((recon - x).pow(2).mean()), 5),
+            "reconstruction_accuracy": round(float((read == labels).float().mean()), 4),
+            "classifier_test_accuracy": round(float((original == labels).float().mean()), 4),
+            "latent_std": round(float(z.std()), 4), "latent_mean": round(float(z.mean()), 4)}

@@ -54,6 +54,7 @@ import torch
 
 from core.diffusion import EpsFn, EpsModel, eps_to_score, eps_to_x0
 from core.guidance import classifier_free_guidance
+from core.models.shapes import check_input_shape
 from core.schedules import Schedule
 
 SPACINGS = ("linspace", "leading", "trailing", "quadratic")
@@ -726,6 +727,8 @@ def sample(eps_model: EpsModel, schedule: Schedule, x_T: torch.Tensor, method: s
     opts = _check_options(method, options)
     if not isinstance(x_T, torch.Tensor) or not x_T.is_floating_point() or x_T.dim() < 2:
         raise ValueError("x_T must be a floating-point tensor of shape (N, ...), e.g. (N, 2) points")
+    if getattr(eps_model, "input_shape", None) is not None:  # a latent model given an image, or the reverse
+        check_input_shape(eps_model.input_shape, tuple(x_T.shape))
     guidance_scale = float(guidance_scale)
     if not math.isfinite(guidance_scale):
         raise ValueError(f"guidance_scale must be finite; got {guidance_scale!r}")

@@ -78,7 +78,7 @@ def train_ddpm_mnist(data: MNIST, schedule: Schedule, cfg: TrainConfig = DEFAULT
         "objective": ((OBJECTIVE_HYBRID if unet.learn_sigma else
                        "L_simple (eps-prediction loss, Ho et al. 2020 eq. 14)") + " with label dropout for CFG"),
         "p_uncond": p_uncond,
-        "training": _training_record(cfg, result),
+        "training": training_record(cfg, result),
         "data": {"kind": "mnist", "source": data.source, "n": len(data)},
     }
     return result, config
@@ -121,7 +121,7 @@ def train_classifier(data: MNIST, cfg: TrainConfig = DEFAULT_CLASSIFIER_TRAIN,
         "model": {"type": "classifier", **config.to_dict()},
         "schedule": None,
         "objective": "cross-entropy on digits shifted by up to 2 pixels",
-        "training": _training_record(cfg, result),
+        "training": training_record(cfg, result),
         "data": {"kind": "mnist", "source": data.source, "n": len(data)},
     }
     return result, record
@@ -135,7 +135,7 @@ def accuracy(classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     return correct / len(labels)
 
 
-def _training_record(cfg: TrainConfig, result: TrainResult) -> dict[str, Any]:
+def training_record(cfg: TrainConfig, result: TrainResult) -> dict[str, Any]:
     tail = result.losses[-100:]
     return {**cfg.to_dict(), "steps_done": result.steps, "seconds": round(result.seconds, 2),
             "stop_reason": result.stop_reason, "processes": world()[1],

@@ -61,6 +61,11 @@ class MLPDenoiser(nn.Module):
         nn.init.zeros_(self.out[-1].bias)
 
     @property
+    def input_shape(self) -> tuple[int]:
+        """The shape of one input point, (dim,)."""
+        return (self.config.dim,)
+
+    @property
     def null_class(self) -> int:
         """The label index that means "no label" (classifier-free guidance, Ho & Salimans 2022)."""
         return self.config.num_classes

@@ -18,11 +18,13 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from core.models.embeddings import sinusoidal_embedding
+from core.models.shapes import check_input_shape
 
 
 @dataclass(frozen=True)
 class UNetConfig:
     in_channels: int = 1
+    image_size: int = 28  # 7 for the 4 x 7 x 7 latents of latent diffusion (core.models.autoencoder)
     patch_size: int = 2  # 28x28 images become (p*p*C) x 14 x 14 before the first convolution
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2)  # 14 -> 7 (with patch_size 1: use (1, 2, 2), 28 -> 14 -> 7)
@@ -74,8 +76,17 @@ class SelfAttention(nn.Module):
         return x + out.transpose(1, 2).reshape(n, c, h, w)
 
 
+class Upsample(nn.Module):
+    """Nearest-neighbour upsampling to the size of the skip connection it meets (x2 for even sizes; 4 -> 7 for
+    a 7 x 7 latent, whose stride-2 convolution gave 4 x 4)."""
+
+    def forward(self, h: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return F.interpolate(h, size=size, mode="nearest")
+
+
 class UNet(nn.Module):
-    """eps_theta(x, t, y) for (N, C, 28, 28) images; ``y`` (N,) labels or None (the null class)."""
+    """eps_theta(x, t, y) for (N, C, S, S) inputs (S = image_size: 28 for digits, 7 for latents); ``y`` (N,) labels
+    or None (the null class)."""
 
     def __init__(self, config: UNetConfig):
         super().__init__()
@@ -104,11 +115,17 @@ class UNet(nn.Module):
                 self.up.append(ResBlock(ch + skips.pop(), c_out, emb_dim, c.groups, c.dropout))
                 ch = c_out
             if level > 0:
-                self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                self.up.append(Upsample())
         out_folded = folded * (2 if c.learn_sigma else 1)
         self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, out_folded, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The shape of one input, (C, S, S): what x_T must look like (without the batch dimension)."""
+        c = self.config
+        return c.in_channels, c.image_size, c.image_size
 
     @property
     def null_class(self) -> int:
@@ -126,7 +143,7 @@ class UNet(nn.Module):
         return out.chunk(2, dim=1) if self.config.learn_sigma else (out, None)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """eps_theta(x_t, t, y) for (N, C, 28, 28) images."""
+        """eps_theta(x_t, t, y) for (N, C, S, S) inputs."""
         out = self._forward(x, t, y)
         return out[:, : self.config.in_channels] if self.config.learn_sigma else out
 
@@ -139,6 +156,8 @@ class UNet(nn.Module):
 
     def _forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
+        if tuple(x.shape[1:]) != self.input_shape:
+            check_input_shape(self.input_shape, tuple(x.shape))
         t = torch.as_tensor(t, device=x.device)
         if t.dim() == 0:
             t = t.expand(x.shape[0])
@@ -160,6 +179,7 @@ class UNet(nn.Module):
         for block in self.up:
             if isinstance(block, ResBlock):
                 h = torch.cat([h, hs.pop()], dim=1)
-            h = self._run(block, h, emb)
+            h = block(h, hs[-1].shape[-2:]) if isinstance(block, Upsample) else self._run(block, h, emb)
         out = self.out(h)
         return F.pixel_shuffle(out, c.patch_size) if c.patch_size > 1 else out
+
