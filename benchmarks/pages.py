@@ -21,6 +21,10 @@ from streamlit.testing.v1 import AppTest
 from dashboard.ui.sitemap import existing_pages
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+# The slider to move on a page, where its first one is not the control that matters (by widget key); others: the first.
+SLIDERS = {
+    "latent.py": "latent.w",  # the latent sampling grid's guidance scale (the first slider draws the 2-D paths)
+}
 
 
 def _opened() -> AppTest:
@@ -54,7 +58,8 @@ def main() -> None:
             at.switch_page(spec.path)
             warm.append(_timed(at))
             if at.slider:  # one notch, as a user nudges it (ArrowRight, or ArrowLeft at the maximum)
-                s = at.slider[0]
+                chosen = [s for s in at.slider if s.key == SLIDERS.get(spec.file)]
+                s = chosen[0] if chosen else at.slider[0]
                 value = s.value[0] if isinstance(s.value, tuple) else s.value
                 notch = s.step or 1
                 target = value + notch if value + notch <= s.max else value - notch

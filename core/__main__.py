@@ -68,7 +68,8 @@ MAX_STEPS = 10_000_000
 MAX_BATCH = 65_536
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range
 TRAIN_SCHEDULES = tuple(n for n in SCHEDULE_NAMES if n != "custom")
-LATENT_FAMILIES = ("autoencoder", "ldm")  # latent diffusion (Rombach et al. 2022): the first stage, then the LDM
+LATENT_FAMILIES = ("autoencoder", "ldm", "clip", "ldm-text")  # latent diffusion (Rombach et al. 2022): the first
+# stage, then the LDM; text to image: a small CLIP, then an LDM that attends to its tokens
 
 
 class UsageError(Exception):
@@ -275,8 +276,10 @@ def validate_train(args: argparse.Namespace) -> None:
     if args.family == "reflow":
         validate_reflow(args)
         return
-    _check_options({"--autoencoder": args.autoencoder is not None}, args.family == "ldm",
-                   "without --family ldm (it names the autoencoder whose latents the model learns)")
+    _check_options({"--autoencoder": args.autoencoder is not None}, args.family in ("ldm", "ldm-text"),
+                   "without --family ldm or ldm-text (it names the autoencoder whose latents the model learns)")
+    _check_options({"--text-encoder": args.text_encoder is not None}, args.family == "ldm-text",
+                   "without --family ldm-text (it names the CLIP whose tokens the model reads)")
     _check_options({"--kl-weight": args.kl_weight is not None}, args.family == "autoencoder",
                    "without --family autoencoder (it weighs the autoencoder's KL term)")
     if args.family in LATENT_FAMILIES:
@@ -401,22 +404,35 @@ def validate_latent(args: argparse.Namespace) -> None:
                          "(the latent model is always class-conditional)")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise UsageError("data-parallel training (torchrun) is for the MNIST DDPM: --data mnist --family ddpm")
-    if args.family == "autoencoder":
+    if args.family in ("autoencoder", "clip"):
         _check_options({"--schedule": args.schedule is not None, "--T": args.T is not None}, False,
-                       "to an autoencoder (it does not diffuse)")
+                       f"to --family {args.family} (it does not diffuse)")
+    if args.family == "clip":
+        if args.latent_dim is not None:
+            raise UsageError("--latent-dim does not apply to --family clip")
+    elif args.family == "autoencoder":
         if args.latent_dim is not None and args.latent_dim > SIZE_LIMITS["autoencoder"]["latent_dim"][1]:
             raise UsageError(f"--latent-dim {args.latent_dim}: an autoencoder's vector latent has at most "
                              f"{SIZE_LIMITS['autoencoder']['latent_dim'][1]:.0f} numbers")
     else:
         if args.latent_dim is not None:
-            raise UsageError("--latent-dim does not apply to --family ldm: the latent is its autoencoder's")
+            raise UsageError(f"--latent-dim does not apply to --family {args.family}: the latent is its "
+                             "autoencoder's")
         if args.autoencoder is None:
-            raise UsageError("--family ldm needs --autoencoder: the first stage whose latents it learns, e.g. "
-                             "autoencoder-mnist (train one with --family autoencoder)")
+            raise UsageError(f"--family {args.family} needs --autoencoder: the first stage whose latents it learns, "
+                             "e.g. autoencoder-mnist (train one with --family autoencoder)")
         args.first_stage = _load(args.autoencoder)
         if args.first_stage.config.get("model", {}).get("type") != "autoencoder":
             raise UsageError(f"--autoencoder {args.autoencoder}: not an autoencoder (family "
                              f"{args.first_stage.config.get('family')!r})")
+        if args.family == "ldm-text":
+            if args.text_encoder is None:
+                raise UsageError("--family ldm-text needs --text-encoder: the CLIP whose tokens it reads, e.g. "
+                                 "clip-mnist (train one with --family clip)")
+            args.clip = _load(args.text_encoder)
+            if args.clip.config.get("model", {}).get("type") != "clip":
+                raise UsageError(f"--text-encoder {args.text_encoder}: not a CLIP (family "
+                                 f"{args.clip.config.get('family')!r})")
     if args.download and not (args.data_dir or os.environ.get("DIFFUSION_LAB_MNIST_DIR")):
         raise UsageError("--download needs --data-dir (or $DIFFUSION_LAB_MNIST_DIR): where to put the files")
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
@@ -425,7 +441,7 @@ def validate_latent(args: argparse.Namespace) -> None:
         raise UsageError(f"precision fp16 needs a CUDA device (--device {args.device} given); on a CPU use "
                          "--precision bf16")
     args.out = _check_out(args.out, (".safetensors", ".json"))
-    if args.family == "ldm":
+    if args.family in ("ldm", "ldm-text"):
         first_stage_dir = args.first_stage_dir = _checkpoint_dir(args.autoencoder)
         if first_stage_dir != args.out.resolve().parent:
             raise UsageError(f"--out {args.out}: a latent model is found beside its autoencoder; write it to "
@@ -452,9 +468,20 @@ def cmd_train_latent(args: argparse.Namespace) -> int:
         train_autoencoder,
         train_ldm,
     )
+    from core.train_text import (
+        DEFAULT_CLIP_TRAIN,
+        DEFAULT_LDM_TEXT_TRAIN,
+        train_clip,
+        train_ldm_text,
+        zero_shot_accuracy,
+    )
 
     if args.family == "autoencoder":
         d = DEFAULT_AUTOENCODER_TRAIN
+    elif args.family == "clip":
+        d = DEFAULT_CLIP_TRAIN
+    elif args.family == "ldm-text":
+        d = DEFAULT_LDM_TEXT_TRAIN
     else:  # the MLP on a vector latent trains like the 2D pages' models: larger batches of cheap steps
         d = DEFAULT_LDM2D_TRAIN if len(args.first_stage.model.latent_shape) == 1 else DEFAULT_LDM_TRAIN
     cfg = dataclasses.replace(d, steps=_default(args.steps, d.steps), batch_size=_default(args.batch_size,
@@ -476,6 +503,26 @@ def cmd_train_latent(args: argparse.Namespace) -> int:
                                                state_path=args.state, save_every=_default(args.save_every, 500))
         print(f"{result.message}; scale factor 1 / std(z) = {result.ema_model.config.scale_factor:.4f}",
               file=sys.stderr)
+    elif args.family == "clip":
+        print(f"training a small CLIP on MNIST digits and their captions: {cfg.steps} steps of batch "
+              f"{cfg.batch_size}, device {cfg.device}", file=sys.stderr)
+        with _progress_bar(cfg.steps) as progress:
+            result, record = train_clip(data, cfg, callback=progress, state_path=args.state,
+                                        save_every=_default(args.save_every, 500))
+        test = load_mnist("test", data_dir=args.data_dir)
+        acc = zero_shot_accuracy(result.ema_model, test.images.to(args.device), test.labels.to(args.device))
+        record["metrics"] = {"zero_shot_accuracy": round(acc, 4), "test_n": len(test)}
+        print(f"{result.message}; zero-shot reading of {len(test)} held-out digits: {acc:.3f}", file=sys.stderr)
+    elif args.family == "ldm-text":
+        schedule = make_schedule(_default(args.schedule, "cosine"), T=_default(args.T, 1000))
+        print(f"training a text-to-image latent model on {args.autoencoder}'s latents, reading {args.text_encoder}: "
+              f"{cfg.steps} steps of batch {cfg.batch_size}, device {cfg.device}", file=sys.stderr)
+        clip_record = {**args.clip.config, "name": args.clip.name}
+        with _progress_bar(cfg.steps) as progress:
+            result, record = train_ldm_text(data, args.first_stage.model, args.first_stage.name, args.clip.model,
+                                            schedule, cfg, clip_record=clip_record, callback=progress,
+                                            state_path=args.state, save_every=_default(args.save_every, 500))
+        print(result.message, file=sys.stderr)
     else:
         schedule = make_schedule(_default(args.schedule, "cosine"), T=_default(args.T, 1000))
         first = args.first_stage
@@ -490,7 +537,7 @@ def cmd_train_latent(args: argparse.Namespace) -> int:
         result.seconds = time.perf_counter() - t0
     weights, _ = save_checkpoint(args.out, result.ema_model, record)
     print(f"wrote {weights} and {args.out.with_suffix('.json')}", file=sys.stderr)
-    _record(args, args.out, data.source, result)
+    _record(args, args.out, data.source, result, {"metrics": record["metrics"]} if "metrics" in record else None)
     return 0 if result.stop_reason != "nonfinite" else EXIT_FAILURE
 
 
@@ -826,9 +873,10 @@ def validate_evaluate(args: argparse.Namespace) -> Pretrained:
     model_type = p.config.get("model", {}).get("type")
     data = p.config.get("data") if isinstance(p.config.get("data"), dict) else {}
     mnist = data.get("kind") == "mnist"
-    if model_type in ("classifier", "noisy_classifier"):
-        raise UsageError(f"evaluate scores generative models; {args.model} is a classifier (train-classifier "
-                         "records its held-out accuracy)")
+    if model_type in ("classifier", "noisy_classifier", "clip"):
+        raise UsageError(f"evaluate scores generative models; {args.model} is "
+                         + ("a CLIP (its training records the zero-shot accuracy)" if model_type == "clip" else
+                            "a classifier (train-classifier records its held-out accuracy)"))
     if not mnist and data.get("kind") != "toy":
         raise UsageError(f"evaluate compares samples with fresh data of a named toy; {args.model} was trained on "
                          f"{data.get('source') or 'unrecorded data'}")
@@ -1007,6 +1055,8 @@ def build_parser() -> argparse.ArgumentParser:
     la = t.add_argument_group("latent diffusion (MNIST)")
     la.add_argument("--autoencoder", default=None, help="--family ldm: the first stage whose latents it learns "
                     "(a name such as autoencoder-mnist, or a checkpoint path)")
+    la.add_argument("--text-encoder", default=None, help="--family ldm-text: the CLIP whose token embeddings it "
+                    "reads (a name such as clip-mnist, or a checkpoint path)")
     la.add_argument("--kl-weight", type=_float_in(0, 1e3), default=None,
                     help="--family autoencoder: weight of KL(q(z|x) || N(0, I)) (default 1e-4; 1e-2 with "
                          "--latent-dim); --latent-dim N gives a vector latent of N numbers instead of 4 x 7 x 7")

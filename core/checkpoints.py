@@ -58,8 +58,7 @@ SIZE_LIMITS: dict[str, dict[str, tuple[float, float]]] = {
             "x_embed_dim": (0, 256), "num_classes": (0, 1000), "T": (2, MAX_T)},
     "unet": {"in_channels": (1, 16), "image_size": (4, 64), "patch_size": (1, 4), "base_channels": (2, 512),
              "channel_mults": (1, 8), "blocks_per_level": (1, 8), "attention_heads": (1, 64), "num_classes": (0, 1000),
-             "groups": (1, 512),
-             "dropout": (0.0, 0.99), "T": (2, MAX_T)},
+             "groups": (1, 512), "dropout": (0.0, 0.99), "T": (2, MAX_T), "context_dim": (0, 1024)},
     "classifier": {"channels": (1, 512), "feature_dim": (1, 4096), "num_classes": (1, 1000), "dropout": (0.0, 0.99)},
     "noisy_classifier": {"num_classes": (1, 1000), "dim": (1, 64), "width": (8, 1024), "depth": (1, 16),
                          "t_embed_dim": (2, 1024), "T": (2, MAX_T)},
@@ -67,15 +66,17 @@ SIZE_LIMITS: dict[str, dict[str, tuple[float, float]]] = {
             "r1_gamma": (0.0, 1e6)},
     "vae": {"latent_dim": (1, 1024), "width": (1, 4096), "depth": (1, 64), "data_dim": (1, 64),
             "beta": (1e-6, 1e6)},
+    "clip": {"vocab_size": (2, 10_000), "max_len": (1, 256), "width": (8, 1024), "layers": (1, 24), "heads": (1, 64),
+             "embed_dim": (2, 1024), "image_channels": (8, 256)},
     "autoencoder": {"latent_channels": (1, 16), "latent_dim": (0, 64), "width": (8, 256), "groups": (1, 64),
                     "scale_factor": (1e-4, 1e4)},
 }
 MAX_CHANNEL_LEVELS = 4  # UNet channel_mults: 28 / patch_size halves at most 3 times on the way down
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {("gan", "kind"): ("mlp", "dcgan"), ("vae", "kind"): ("mlp", "conv"),
                                                   ("noisy_classifier", "kind"): ("mlp", "conv")}
-MODEL_TYPES = ("mlp", "unet", "classifier", "noisy_classifier", "gan", "vae", "autoencoder")
+MODEL_TYPES = ("mlp", "unet", "classifier", "noisy_classifier", "gan", "vae", "autoencoder", "clip")
 _LABELS = {"mlp": "an MLP", "unet": "a UNet", "classifier": "a classifier", "noisy_classifier": "a noisy classifier",
-           "gan": "a GAN", "vae": "a VAE", "autoencoder": "an autoencoder"}
+           "gan": "a GAN", "vae": "a VAE", "autoencoder": "an autoencoder", "clip": "a CLIP text-image encoder"}
 _DIFFUSION_TYPES = ("mlp", "unet", "noisy_classifier")  # these need a schedule (their t is its timestep)
 _DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
            torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
@@ -110,6 +111,7 @@ class ModelSpec:
     schedule: Schedule | None
     parameterization: str = "eps"  # mlp: "eps", "v" or "velocity" (a flow, core.flow)
     autoencoder: LatentSpec | None = None  # latent diffusion: the first stage it diffuses in
+    text_encoder: Any = None  # a text-conditioned UNet: the CLIPConfig of the frozen encoder stored with it
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,9 @@ def _config_class(kind: str) -> type:
     if kind == "autoencoder":
         from core.models.autoencoder import AutoencoderConfig
         return AutoencoderConfig
+    if kind == "clip":
+        from core.models.text import CLIPConfig
+        return CLIPConfig
     if kind == "gan":
         from core.models.gan import GANConfig
         return GANConfig
@@ -238,6 +243,9 @@ def _check_structure(kind: str, c: Any) -> None:
         chans = [c.base_channels * m for m in c.channel_mults] + [c.base_channels]
         if any(ch % c.groups for ch in chans):
             problems.append(f"groups = {c.groups} must divide every level's channels {sorted(set(chans))}")
+        if c.context_dim and any(ch % c.attention_heads for ch in chans[:-1]):
+            problems.append(f"attention_heads = {c.attention_heads} must divide every level's channels "
+                            f"{sorted(set(chans[:-1]))} (cross-attention runs at every level)")
         if chans[-2] % c.attention_heads:
             problems.append(f"attention_heads = {c.attention_heads} must divide the lowest level's {chans[-2]} "
                             "channels")
@@ -247,6 +255,8 @@ def _check_structure(kind: str, c: Any) -> None:
         problems.append(f"a DCGAN's width must be a multiple of 4; got {c.width}")
     elif kind == "vae" and c.kind == "conv" and (c.width < 2 or c.width % 2):
         problems.append(f"a conv VAE's width must be even; got {c.width}")
+    elif kind == "clip" and c.width % c.heads:
+        problems.append(f"heads = {c.heads} must divide the text width {c.width}")
     elif kind == "autoencoder" and c.width % (2 * c.groups):
         problems.append(f"groups = {c.groups} must divide half the width {c.width} (the 28 x 28 channels)")
     if problems:
@@ -334,7 +344,22 @@ def validate_config(config: Any) -> ModelSpec:
         raise CheckpointError("checkpoint config: a flow (parameterization velocity) has no labels; got "
                               f"model.num_classes = {cfg.num_classes}")
     latent = _latent_spec(config, kind, cfg) if "autoencoder" in config else None
-    return ModelSpec(kind, cfg, schedule, parameterization, latent)
+    text = None
+    if kind == "unet" and cfg.context_dim:
+        record = config.get("text_encoder")
+        if not isinstance(record, dict):
+            raise CheckpointError("checkpoint config: a text-conditioned UNet (model.context_dim > 0) needs its "
+                                  "text_encoder (a CLIP config)")
+        text = _model_config("clip", dict(record))
+        if text.width != cfg.context_dim:
+            raise CheckpointError(f"checkpoint config: model.context_dim = {cfg.context_dim} but the text encoder's "
+                                  f"width is {text.width}")
+        if cfg.num_classes:
+            raise CheckpointError("checkpoint config: a text-conditioned UNet reads prompts, not labels (expected "
+                                  f"model.num_classes = 0; got {cfg.num_classes})")
+    elif config.get("text_encoder") is not None:
+        raise CheckpointError("checkpoint config: text_encoder is only for a UNet with model.context_dim > 0")
+    return ModelSpec(kind, cfg, schedule, parameterization, latent, text)
 
 
 def _latent_spec(config: dict[str, Any], kind: str, cfg: Any) -> LatentSpec:
@@ -387,7 +412,13 @@ def _construct(spec: ModelSpec) -> nn.Module:
             return VPredictionDenoiser(net, spec.schedule) if spec.parameterization == "v" else net
         if spec.kind == "unet":
             from core.models.unet import UNet
-            return UNet(c)
+            if spec.text_encoder is None:
+                return UNet(c)
+            from core.models.text import CLIP, TextConditioned
+            return TextConditioned(UNet(c), CLIP(spec.text_encoder))
+        if spec.kind == "clip":
+            from core.models.text import CLIP
+            return CLIP(c)
         if spec.kind == "classifier":
             from core.models.classifier import MNISTClassifier
             return MNISTClassifier(c)

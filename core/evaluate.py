@@ -154,15 +154,21 @@ GUIDANCE_SCALES = (1.0, 2.0, 3.0, 5.0)
 def sample_images(p: Pretrained, n: int, label: int | torch.Tensor | None = None, guidance_scale: float = 1.0,
                   seed: int = 0, method: str = "ddim", steps: int | None = 50, batch: int = 500,
                   device: str = "cpu", callback: Callable[[int, int], Any] | None = None,
-                  noisy_classifier: nn.Module | None = None, **options: Any) -> torch.Tensor:
+                  noisy_classifier: nn.Module | None = None, prompt: str | list[str] | None = None,
+                  **options: Any) -> torch.Tensor:
     """n images (n, 1, 28, 28) in [-1, 1] from an image checkpoint, in batches; ``label`` None = unconditional.
-    A latent diffusion model (``p.autoencoder``) samples in its latent and decodes (Rombach et al. 2022).
+    A latent diffusion model (``p.autoencoder``) samples in its latent and decodes (Rombach et al. 2022). A text
+    model (ldm-text-) takes ``prompt``, one or a list of n (core.data.captions grammar; "" = unconditional); given
+    ``label`` instead, it draws "the digit <label>".
 
     With ``noisy_classifier`` (a noisy-classifier- model on the same schedule) the digits come from the model's
     unconditional path guided towards ``label`` by the classifier at ``guidance_scale`` (classifier guidance,
     Dhariwal & Nichol 2021); without it, ``guidance_scale`` is classifier-free guidance's w.
     Image families without a schedule (GAN, VAE) use ``model.sample``. ``callback(done, n)`` reports progress.
     """
+    text = p.config.get("family") == "ldm-text"
+    if prompt is not None and not text:
+        raise ValueError(f"{p.name or 'this model'} reads labels, not prompts (the ldm-text- models read prompts)")
     g = torch.Generator(device=device).manual_seed(seed)
     if p.schedule is None:
         return p.model.sample(n, generator=g).clamp(-1, 1)
@@ -176,6 +182,17 @@ def sample_images(p: Pretrained, n: int, label: int | torch.Tensor | None = None
     if label is not None:
         labels = torch.as_tensor(label, device=device).long()
         labels = labels.expand(n) if labels.dim() == 0 else labels
+    if text:
+        from core.data.captions import tokenize
+
+        if prompt is None:
+            prompt = [f"the digit {int(d)}" for d in labels] if labels is not None else ""
+        prompts = [prompt] * n if isinstance(prompt, str) else list(prompt)
+        if len(prompts) != n:
+            raise ValueError(f"prompt: one prompt or a list of n = {n}; got {len(prompts)}")
+        labels = tokenize(prompts)[0].to(device)
+        if all(not q.strip() for q in prompts):
+            guidance_scale = 1.0  # the empty prompt is the unconditional model: nothing to guide towards
     out = []
     for start in range(0, n, batch):
         m = min(batch, n - start)

@@ -739,8 +739,9 @@ def sample(eps_model: EpsModel, schedule: Schedule, x_T: torch.Tensor, method: s
         y = torch.as_tensor(y, device=x_T.device)
         if y.dim() == 0:
             y = y.expand(x_T.shape[0])
-        if y.shape != (x_T.shape[0],):
-            raise ValueError(f"y must be one label or (N,) = ({x_T.shape[0]},) labels; got shape {tuple(y.shape)}")
+        if y.shape[:1] != (x_T.shape[0],) or y.dim() > 2:
+            raise ValueError(f"y must be one label, (N,) = ({x_T.shape[0]},) labels or (N, L) prompt tokens "
+                             f"(core.data.captions.tokenize); got shape {tuple(y.shape)}")
         y = y.long()
     tap = None
     if opts.get("variance") == "learned":

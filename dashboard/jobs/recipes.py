@@ -20,6 +20,7 @@ from core.evaluate import evaluate_2d, sample_2d
 from core.schedules import make_schedule
 from core.train_2d import train_ddpm_2d
 from core.training import TrainConfig
+from dashboard.jobs.latent import train_latent
 from dashboard.jobs.race import race
 from dashboard.jobs.snapshot import Report, ShouldStop, snapshot
 
@@ -99,4 +100,5 @@ def warm_up() -> None:
 RECIPES: dict[str, Callable[[dict[str, Any], Report, ShouldStop], dict[str, Any]]] = {
     "train_2d": train_2d,
     "race": race,
+    "train_latent": train_latent,
 }

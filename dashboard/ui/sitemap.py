@@ -45,6 +45,8 @@ SUMMARIES: tuple[Summary, ...] = (
     Summary("mnist.py", "The same ideas on handwritten digits, with class guidance."),
     Summary("edit_digit.py", "Draw a digit and let the model edit it (SDEdit) or fill in a masked part (RePaint): "
                              "how far to noise the input trades faithfulness for realism."),
+    Summary("latent.py", "Latent diffusion: compress digits to a small latent, diffuse there, decode; what it saves, "
+                         "and a latent model trained live."),
     Summary("baselines.py", "Three families of generative models on the same data with the same metrics."),
 )
 _TEACHES = {s.file: s.teaches for s in SUMMARIES}
