@@ -24,6 +24,7 @@ APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 # The slider to move on a page, where its first one is not the control that matters (by widget key); others: the first.
 SLIDERS = {
     "latent.py": "latent.w",  # the latent sampling grid's guidance scale (the first slider draws the 2-D paths)
+    "text_to_image.py": "text_to_image.w",  # the guidance scale: a new grid and its word-changed twin (16 + 16)
 }
 
 

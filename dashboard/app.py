@@ -39,6 +39,7 @@ pages = {
     "Images": [
         st.Page("views/mnist.py", title="MNIST", icon=":material/draw:"),
         st.Page("views/latent.py", title="Latent diffusion", icon=":material/compress:"),
+        st.Page("views/text_to_image.py", title="Text to image", icon=":material/text_fields:"),
         st.Page("views/edit_digit.py", title="Edit a digit", icon=":material/auto_fix_high:"),
         st.Page("views/baselines.py", title="Diffusion vs GAN vs VAE", icon=":material/balance:"),
     ],

@@ -43,7 +43,8 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.start_id = c.vocab_size
         self.tokens = nn.Embedding(c.vocab_size + 1, c.width, padding_idx=0)
-        self.position = nn.Parameter(torch.randn(1 + c.max_len, c.width) * 0.02)
+        self.position = nn.Parameter(torch.empty(1 + c.max_len, c.width))
+        nn.init.normal_(self.position, std=0.02)  # (an init, so building on the meta device skips it)
         layer = nn.TransformerEncoderLayer(c.width, c.heads, 2 * c.width, dropout=0.0, batch_first=True,
                                            norm_first=True, activation="gelu")
         self.layers = nn.TransformerEncoder(layer, c.layers, enable_nested_tensor=False)

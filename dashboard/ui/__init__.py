@@ -16,7 +16,8 @@ Shared by several pages:
     sitemap.py       what each page teaches; the pages as app.py lists them (Home's map, Train's links)
 The helpers of one page: score_field.py, train.py and drawing.py (Train: the canvas that turns strokes into points),
 baselines.py, flow.py (Flow matching; its flow lines also join the Samplers page's quality chart), improved_ddpm.py
-(Improved DDPM), guidance.py (Guidance), edit_digit.py (Edit a digit), latent.py (Latent diffusion).
+(Improved DDPM), guidance.py (Guidance), edit_digit.py (Edit a digit), latent.py (Latent diffusion), text_to_image.py
+(Text to image).
 
 A page reads like this (see ``dashboard/views/forward.py``)::
 

@@ -47,6 +47,8 @@ SUMMARIES: tuple[Summary, ...] = (
                              "how far to noise the input trades faithfulness for realism."),
     Summary("latent.py", "Latent diffusion: compress digits to a small latent, diffuse there, decode; what it saves, "
                          "and a latent model trained live."),
+    Summary("text_to_image.py", "A miniature Stable Diffusion: type a prompt, see where each word's cross-attention "
+                                "looks, and what guidance on the caption does to thickness, slant and size."),
     Summary("baselines.py", "Three families of generative models on the same data with the same metrics."),
 )
 _TEACHES = {s.file: s.teaches for s in SUMMARIES}
