@@ -1,4 +1,5 @@
-"""Drive the app in a real browser: start a server, wait for script runs. Used by tests/browser/test_app.py.
+"""Drive the app in a real browser: start a server, wait for script runs. Used by tests/browser/conftest.py and
+the browser tests.
 
 Debian's Chromium through Playwright (never `playwright install`; see shared/STACK-NOTES.md).
 """
@@ -10,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -47,31 +49,35 @@ def _free_port() -> int:
 
 @contextmanager
 def running_app(timeout_s: float = 90) -> Iterator[str]:
-    """Start ``streamlit run dashboard/app.py`` on a free port; yield its URL; stop it afterwards."""
+    """Start ``streamlit run dashboard/app.py`` on a free port; yield its URL; stop it afterwards.
+
+    The server's stderr goes to a temporary file, not a pipe: nobody reads a pipe while the server runs, and a
+    server shared by several tests (tests/browser/conftest.py) could fill one and block on its next log line."""
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + timeout_s
-        while True:
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    log = (proc.stderr.read() or "")[-2000:]
-                    raise RuntimeError(f"the Streamlit server did not start: {log}") from None
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless",
+             "true", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.time() + timeout_s
+            while True:
+                try:
+                    if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.time() > deadline:
+                        log.seek(0)
+                        raise RuntimeError(f"the Streamlit server did not start: {log.read()[-2000:]}") from None
+                    time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _says_running(status) -> bool:

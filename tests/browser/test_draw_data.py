@@ -12,11 +12,11 @@ import math
 import re
 import time
 
-from tests.browser.harness import CHROMIUM, LAUNCH_ARGS, exception_text, require_chromium, running_app, wait_idle
+from tests.browser.harness import exception_text, require_chromium, wait_idle
 
 require_chromium()
 
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 COUNT = re.compile(r"([\d,]+) points from your drawing")
 
@@ -54,69 +54,63 @@ def stroke(page, points: list[tuple[float, float]]) -> None:
     page.mouse.up()
 
 
-def test_draw_points_and_train_on_them():
+def test_draw_points_and_train_on_them(app_url, page):  # tests/browser/conftest.py: the server, a fresh page
     start = time.time()
-    with running_app() as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        served = time.time()
-        page.goto(f"{url}/train?data=draw&steps=100")
-        wait_idle(page, timeout_s=90)
-        expect(page.get_by_text("Draw on the canvas").first).to_be_visible(timeout=30_000)
-        train = page.get_by_role("button", name="Train", exact=True)
-        expect(train).to_be_disabled(timeout=30_000)  # the first run on a new server can outlast wait_idle
+    page.goto(f"{app_url}/train?data=draw&steps=100")
+    wait_idle(page, timeout_s=90)
+    expect(page.get_by_text("Draw on the canvas").first).to_be_visible(timeout=30_000)
+    train = page.get_by_role("button", name="Train", exact=True)
+    expect(train).to_be_disabled(timeout=30_000)  # the first run on a new server can outlast wait_idle
 
-        loaded = time.time()
-        # a circle of radius 100 px = 2 data units: about 4 pi 10 points at 10 per unit length
-        cx, cy = canvas_centre(page)
-        stroke(page, [(cx + 100 * math.cos(2 * math.pi * k / 60), cy + 100 * math.sin(2 * math.pi * k / 60))
-                      for k in range(61)])
-        t0 = time.time()
-        circle = wait_drawn(page, lambda n: n > 0)
-        first_report_s = time.time() - t0
-        assert 120 <= circle <= 130, circle
-        # a straight stroke of 300 px = 6 units: 61 points
-        stroke(page, [(cx - 150 + 10 * k, cy + 150) for k in range(31)])
-        both = wait_drawn(page, lambda n: n != circle)
-        assert abs(both - circle - 61) <= 1, (circle, both)
+    loaded = time.time()
+    # a circle of radius 100 px = 2 data units: about 4 pi 10 points at 10 per unit length
+    cx, cy = canvas_centre(page)
+    stroke(page, [(cx + 100 * math.cos(2 * math.pi * k / 60), cy + 100 * math.sin(2 * math.pi * k / 60))
+                  for k in range(61)])
+    t0 = time.time()
+    circle = wait_drawn(page, lambda n: n > 0)
+    first_report_s = time.time() - t0
+    assert 120 <= circle <= 130, circle
+    # a straight stroke of 300 px = 6 units: 61 points
+    stroke(page, [(cx - 150 + 10 * k, cy + 150) for k in range(31)])
+    both = wait_drawn(page, lambda n: n != circle)
+    assert abs(both - circle - 61) <= 1, (circle, both)
 
-        # the canvas's own toolbar shows while the mouse is on the canvas: undo, then redo, the line
-        page.mouse.move(cx, cy)
-        undo = page.get_by_role("button", name="Undo")
-        expect(undo).to_be_visible()
-        undo.click()
-        assert wait_drawn(page, lambda n: n != both) == circle
-        page.mouse.move(cx, cy)
-        page.get_by_role("button", name="Redo").click()
-        assert wait_drawn(page, lambda n: n != circle) == both
+    # the canvas's own toolbar shows while the mouse is on the canvas: undo, then redo, the line
+    page.mouse.move(cx, cy)
+    undo = page.get_by_role("button", name="Undo")
+    expect(undo).to_be_visible()
+    undo.click()
+    assert wait_drawn(page, lambda n: n != both) == circle
+    page.mouse.move(cx, cy)
+    page.get_by_role("button", name="Redo").click()
+    assert wait_drawn(page, lambda n: n != circle) == both
 
-        # the click pen: one point per click
-        page.locator('[data-testid="stSelectbox"]').filter(has_text="Pen").click()
-        page.get_by_role("option", name="clicks (one point each)").click()
-        wait_idle(page)
-        cx, cy = canvas_centre(page)
-        for dx in (-150, -120, -90):
-            page.mouse.click(cx + dx, cy - 150)
-            page.wait_for_timeout(300)
-        clicked = wait_drawn(page, lambda n: n == both + 3)
-        assert "drawing=" in page.url  # under 200 points: kept in the link
-        expect(page.get_by_text("is kept in this page's link")).to_be_visible()
+    # the click pen: one point per click
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Pen").click()
+    page.get_by_role("option", name="clicks (one point each)").click()
+    wait_idle(page)
+    cx, cy = canvas_centre(page)
+    for dx in (-150, -120, -90):
+        page.mouse.click(cx + dx, cy - 150)
+        page.wait_for_timeout(300)
+    clicked = wait_drawn(page, lambda n: n == both + 3)
+    assert "drawing=" in page.url  # under 200 points: kept in the link
+    expect(page.get_by_text("is kept in this page's link")).to_be_visible()
 
-        # the link reopens the drawing (as dots) in a new session, with the same count
-        page.goto(page.url)
-        wait_idle(page, timeout_s=60)
-        assert wait_drawn(page, lambda n: n > 0) == clicked
-        assert exception_text(page) is None
+    # the link reopens the drawing (as dots) in a new session, with the same count
+    page.goto(page.url)
+    wait_idle(page, timeout_s=60)
+    assert wait_drawn(page, lambda n: n > 0) == clicked
+    assert exception_text(page) is None
 
-        drawn_at = time.time()
-        train.click()
-        expect(page.get_by_text("Your model")).to_be_visible(timeout=90_000)
-        wait_idle(page, timeout_s=60)
-        expect(page.get_by_text("#1 your drawing").first).to_be_visible()
-        assert page.locator('[data-testid="stPlotlyChart"]').count() >= 3  # preview, samples, snapshots
-        assert exception_text(page) is None
-        browser.close()
-        trained = time.time()
-    print(f"\nserver start {served - start:.0f} s, first page {loaded - served:.0f} s, drawing (first stroke reported "
-          f"in {first_report_s:.2f} s) {drawn_at - loaded:.0f} s, training {trained - drawn_at:.0f} s; "
-          f"{time.time() - start:.0f} s in all")
+    drawn_at = time.time()
+    train.click()
+    expect(page.get_by_text("Your model")).to_be_visible(timeout=90_000)
+    wait_idle(page, timeout_s=60)
+    expect(page.get_by_text("#1 your drawing").first).to_be_visible()
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 3  # preview, samples, snapshots
+    assert exception_text(page) is None
+    trained = time.time()
+    print(f"\nfirst page {loaded - start:.0f} s, drawing (first stroke reported in {first_report_s:.2f} s) "
+          f"{drawn_at - loaded:.0f} s, training {trained - drawn_at:.0f} s; {time.time() - start:.0f} s in all")

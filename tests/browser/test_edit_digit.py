@@ -9,11 +9,11 @@ Run: python -m pytest tests/browser/test_edit_digit.py -q
 
 from __future__ import annotations
 
-from tests.browser.harness import CHROMIUM, LAUNCH_ARGS, exception_text, require_chromium, running_app, wait_idle
+from tests.browser.harness import exception_text, require_chromium, wait_idle
 
 require_chromium()
 
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 CANVAS = '[data-testid="stBidiComponentIsolated"] canvas.upper-canvas'
 # A 7 in canvas pixels (the canvas is 280 x 280): the bar, then the stem
@@ -47,28 +47,24 @@ def reading(page) -> str:
     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
-def test_a_drawn_seven_is_edited_and_read_as_a_seven():
-    with running_app() as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url + "/edit_digit")
-        wait_idle(page, 90)
-        expect(asking(page)).to_be_visible()
-        expect(page.locator(CANVAS)).to_have_count(1)
-        draw(page, SEVEN)
-        # The canvas sends the drawing on mouse up; on a busy CPU the script run may start late, so wait for what it
-        # draws (the input beside the edit, the steps, the t0 strip, the inpainting mask), then for it to finish.
-        expect(page.get_by_text("the edit from t0 = 250").first).to_be_attached(timeout=60_000)
-        expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(4, timeout=60_000)
-        wait_idle(page, 60)
-        assert exception_text(page) is None, exception_text(page)
-        assert reading(page) == "7"
-        assert asking(page).count() == 0
-        slider = page.locator('[data-testid="stSlider"] input[type="range"]').first  # t0
-        slider.focus()
-        slider.press("ArrowRight")
-        expect(page.get_by_text("the edit from t0 = 260").first).to_be_attached(timeout=60_000)  # the same drawing
-        wait_idle(page, 60)
-        assert exception_text(page) is None, exception_text(page)
-        assert asking(page).count() == 0
-        browser.close()
+def test_a_drawn_seven_is_edited_and_read_as_a_seven(app_url, page):  # tests/browser/conftest.py
+    page.goto(app_url + "/edit_digit")
+    wait_idle(page, 90)
+    expect(asking(page)).to_be_visible()
+    expect(page.locator(CANVAS)).to_have_count(1)
+    draw(page, SEVEN)
+    # The canvas sends the drawing on mouse up; on a busy CPU the script run may start late, so wait for what it
+    # draws (the input beside the edit, the steps, the t0 strip, the inpainting mask), then for it to finish.
+    expect(page.get_by_text("the edit from t0 = 250").first).to_be_attached(timeout=60_000)
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(4, timeout=60_000)
+    wait_idle(page, 60)
+    assert exception_text(page) is None, exception_text(page)
+    assert reading(page) == "7"
+    assert asking(page).count() == 0
+    slider = page.locator('[data-testid="stSlider"] input[type="range"]').first  # t0
+    slider.focus()
+    slider.press("ArrowRight")
+    expect(page.get_by_text("the edit from t0 = 260").first).to_be_attached(timeout=60_000)  # the same drawing
+    wait_idle(page, 60)
+    assert exception_text(page) is None, exception_text(page)
+    assert asking(page).count() == 0

@@ -18,7 +18,7 @@ from dashboard.ui import exports, sampling
 from dashboard.ui import guidance as gd
 from dashboard.ui import improved_ddpm as iddpm
 from dashboard.ui.loaders import toy_points
-from tests.dashboard.apptest_helpers import APP, ok
+from tests.dashboard.apptest_helpers import app_on, ok
 
 SAFE = re.compile(r"^[A-Za-z0-9_.-]+\.(csv|png|gif)$")
 SCALE = exports.DIGIT_SCALE
@@ -163,10 +163,8 @@ def run(at: AppTest, made: dict) -> dict[str, tuple]:
 
 
 def open_page(page: str, made: dict, query: dict[str, str] | None = None) -> tuple[AppTest, dict[str, tuple]]:
-    at = ok(AppTest.from_file(str(APP), default_timeout=300).run())
-    if page != "home":
-        at.switch_page(f"views/{page}.py")
-        at.query_params.update(query or {})
+    at = app_on(f"views/{page}.py", 300)
+    at.query_params.update(query or {})
     files = run(at, made)
     buttons = at.get("download_button")
     assert len(buttons) == len(files) and all(b.proto.deferred_file_id for b in buttons)  # bytes made on click only

@@ -16,19 +16,16 @@ from dashboard.ui.sitemap import PAGES_DIR as DASHBOARD_DIR
 from dashboard.ui.sitemap import SUMMARIES as PAGES
 from dashboard.ui.sitemap import existing_pages
 from dashboard.ui.widgets import number_coercer
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
+from tests.dashboard.apptest_helpers import HOME, app_on, ok, plotly_specs, vega_frames
 
 MY_PAGES = ["views/home.py", "views/schedules.py", "views/forward.py"]
 
 
 def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
-    assert not at.exception, [e.value for e in at.exception]
-    if page != "views/home.py":
-        at.switch_page(page)
+    at = app_on(page, 60)
+    if page != HOME:
         at.query_params.update(query or {})
-        at.run()
-    return at
+    return at.run()
 
 
 def xy(trace: dict) -> np.ndarray:

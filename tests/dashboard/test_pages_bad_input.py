@@ -28,6 +28,8 @@ PAGES = ("home.py", "schedules.py", "forward.py", "reverse.py", "score_field.py"
 
 
 def page(at: AppTest, name: str, query: dict[str, str] | None = None) -> AppTest:
+    """Run the page ``name`` of dashboard/views/ in the AppTest's session; its first run may be this one (no run of
+    Home first: see apptest_helpers.app_on)."""
     at.switch_page(f"views/{name}")
     at.query_params.clear()
     at.query_params.update(query or {})
@@ -60,7 +62,7 @@ def damaged(tmp_path, monkeypatch):
 
 
 def test_a_damaged_shipped_file_leaves_every_page_usable(damaged):
-    at = ok(AppTest.from_file(str(APP), default_timeout=300).run())
+    at = AppTest.from_file(str(APP), default_timeout=300)
     for name in PAGES:
         page(at, name)
         assert list(at.main), name  # the page drew itself
@@ -92,7 +94,7 @@ def test_a_damaged_shipped_file_leaves_every_page_usable(damaged):
 
 
 def test_a_restored_file_is_used_again_without_a_restart(damaged):
-    at = ok(AppTest.from_file(str(APP), default_timeout=300).run())
+    at = AppTest.from_file(str(APP), default_timeout=300)
     page(at, "reverse.py")
     assert errors(at)
     shutil.copy(checkpoints.REPO_DIR / "pretrained" / "ddpm-eight_gaussians.safetensors", damaged)
@@ -106,7 +108,7 @@ POINTS = "x,y\n" + "\n".join(f"{i % 7},{(i * i) % 11}" for i in range(30))
 
 
 def test_pasted_points_survive_a_visit_to_another_page():
-    at = ok(AppTest.from_file(str(APP), default_timeout=120).run())
+    at = AppTest.from_file(str(APP), default_timeout=120)
     page(at, "train.py", {"data": "points"})
     at.text_area(key="train.paste").input(POINTS).run()
     assert any("30 points from pasted points" in s.value for s in ok(at).success)
@@ -119,7 +121,6 @@ def test_pasted_points_survive_a_visit_to_another_page():
 def test_an_uploaded_file_is_kept_for_the_tab():
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.session_state["train.upload_kept"] = ("mine.csv", POINTS.encode())
-    ok(at.run())
     page(at, "train.py", {"data": "points"})
     assert any("Using **mine.csv**" in c.value for c in at.caption)
     assert any("30 points from uploaded file mine.csv" in s.value for s in at.success)
@@ -128,7 +129,7 @@ def test_an_uploaded_file_is_kept_for_the_tab():
 
 
 def test_an_overlong_csv_field_is_a_message_and_the_train_button_stays():
-    at = ok(AppTest.from_file(str(APP), default_timeout=120).run())
+    at = AppTest.from_file(str(APP), default_timeout=120)
     page(at, "train.py", {"data": "points"})
     at.text_area(key="train.paste").input("x,y\n" + "1,2\n" * 5 + "1," + "9" * 131_073 + "\n" + "3,4\n" * 6).run()
     (err,) = errors(ok(at))
@@ -151,7 +152,6 @@ def test_a_full_model_list_says_which_model_the_next_one_replaces():
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.session_state[models.SESSION_KEY] = _session(live.MAX_SESSION_MODELS)
     at.session_state[models.DROPPED_KEY] = ["#0 eight gaussians, cosine T=1000"]
-    ok(at.run())
     page(at, "train.py")
     text = " ".join(c.value for c in at.caption)
     assert "keeps the last 5 models you train, and the list is full" in text and "**#1 two moons" in text
@@ -166,7 +166,6 @@ def test_a_full_model_list_says_which_model_the_next_one_replaces():
 def test_a_list_with_room_says_nothing():
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.session_state[models.SESSION_KEY] = _session(2)
-    ok(at.run())
     page(at, "train.py")
     assert not any("list is full" in c.value for c in at.caption)
 
@@ -175,7 +174,7 @@ def test_a_list_with_room_says_nothing():
 
 
 def test_tiny_custom_betas_give_a_large_positive_log_snr():
-    at = ok(AppTest.from_file(str(APP), default_timeout=120).run())
+    at = AppTest.from_file(str(APP), default_timeout=120)
     page(at, "schedules.py", {"custom": "1e-17"})
     metric = next(m for m in at.metric if m.label == "custom: ᾱ_T")
     assert metric.value == "1" and metric.delta == "log₁₀ SNR(T) = 14"  # SNR = (1 - 1e-14) / 1e-14, not 0
@@ -184,7 +183,7 @@ def test_tiny_custom_betas_give_a_large_positive_log_snr():
 def test_the_likelihood_section_stops_at_its_budget(monkeypatch):
     monkeypatch.setattr(fields, "LL_MAP_BUDGET_S", 0.0)
     monkeypatch.setattr(fields, "LL_NUMBERS_BUDGET_S", 0.0)
-    at = ok(AppTest.from_file(str(APP), default_timeout=120).run())
+    at = AppTest.from_file(str(APP), default_timeout=120)
     page(at, "score_field.py", {"lln": "13", "seed": "77", "ll": "true"})  # a grid and seed no other test caches
     warnings = [w.value for w in at.warning]
     assert any("The map stopped at its 0 s budget with 0 of 13 rows done" in w for w in warnings)
@@ -194,7 +193,7 @@ def test_the_likelihood_section_stops_at_its_budget(monkeypatch):
 
 
 def test_the_likelihood_section_reports_its_time():
-    at = ok(AppTest.from_file(str(APP), default_timeout=120).run())
+    at = AppTest.from_file(str(APP), default_timeout=120)
     page(at, "score_field.py", {"lln": "10", "ll": "true"})
     caption = next(c.value for c in at.caption if "10×10 grid" in c.value)
     seconds = float(caption.split("Computed in ")[1].split(" s")[0])

@@ -26,15 +26,13 @@ from dashboard.jobs import race as race_job_module
 from dashboard.jobs.runner import ACTIVE
 from dashboard.ui import background
 from dashboard.ui import baselines as compare
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, run_until, vega_frames
+from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs, run_until, vega_frames
 
 MANIFEST = read_manifest()["models"]
 
 
 def open_page(query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
-    ok(at)
-    at.switch_page("views/baselines.py")
+    at = app_on("views/baselines.py", 120)
     at.query_params.update(query or {})
     return ok(at.run())
 

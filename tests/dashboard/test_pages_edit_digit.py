@@ -22,7 +22,7 @@ from core.data.sketch import sketch_to_digit
 from dashboard.ui import edit_digit as ed
 from dashboard.ui import plots
 from tests.core.test_sketch import canvas_of
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
+from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs, vega_frames
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: one torch thread, as the server runs
 
@@ -48,12 +48,10 @@ def drawing_of(rgba: np.ndarray | None):
 
 
 def open_page(query: dict[str, str] | None = None, before=None) -> AppTest:
-    """The app's first run (home), then the page; ``before()`` runs between the two."""
-    at = AppTest.from_file(str(APP), default_timeout=300).run()
-    ok(at)
+    """The page's first run (apptest_helpers.app_on); ``before()`` runs before it."""
+    at = app_on(PAGE, 300)
     if before is not None:
         before()
-    at.switch_page(PAGE)
     at.query_params.update(query or {})
     return ok(at.run())
 
@@ -239,8 +237,7 @@ def test_a_warm_view_renders_within_budget():
     view = {"source": "test", "index": "1"}
     warm = open_page(view)  # computes and caches the view at the page's own sizes ...
     ok(warm.slider(key="edit_digit.t0").set_value(400).run())  # ... and a second t0, seen before
-    at = AppTest.from_file(str(APP), default_timeout=300).run()
-    at.switch_page(PAGE)
+    at = app_on(PAGE, 300)
     at.query_params.update(view)
     t0 = time.perf_counter()
     ok(at.run())

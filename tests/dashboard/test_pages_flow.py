@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.ui import flow, sampling
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
+from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs, vega_frames
 from tests.dashboard.test_pages_sampling import xy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: one torch thread, as the server runs
@@ -23,9 +23,7 @@ NO_REFLOW_TOY = next(t for t in ("spiral", "rings", "pinwheel", "swiss_roll") if
 
 
 def open_page(query: dict[str, str] | None = None, page: str = "views/flow.py") -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=300).run()
-    assert not at.exception, [e.value for e in at.exception]
-    at.switch_page(page)
+    at = app_on(page, 300)
     at.query_params.update(query or {})
     return ok(at.run())
 
@@ -150,8 +148,7 @@ def test_a_toy_without_reflow_says_which_have_one_and_measures_on_a_click(monkey
 
 def test_a_warm_default_view_renders_within_budget():
     open_page()  # computes and caches the default view (a server's warm-up does this at start-up)
-    at = AppTest.from_file(str(APP), default_timeout=300).run()
-    at.switch_page("views/flow.py")
+    at = app_on("views/flow.py", 300)
     t0 = time.perf_counter()
     ok(at.run())
     render = time.perf_counter() - t0

@@ -21,7 +21,7 @@ from core.analytic import toy_mixture
 from core.data.toy2d import NUM_CLASSES
 from dashboard.ui import guidance as gd
 from dashboard.ui import score_field
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
+from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs, vega_frames
 from tests.dashboard.test_pages_sampling import xy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: one torch thread, as the server runs
@@ -40,12 +40,10 @@ def small(monkeypatch, tmp_path):
 
 
 def open_page(query: dict[str, str] | None = None, before=None) -> AppTest:
-    """The app's first run (home), then the page; ``before()`` runs between the two."""
-    at = AppTest.from_file(str(APP), default_timeout=300).run()
-    assert not at.exception, [e.value for e in at.exception]
+    """The page's first run (apptest_helpers.app_on); ``before()`` runs before it."""
+    at = app_on(PAGE, 300)
     if before is not None:
         before()
-    at.switch_page(PAGE)
     at.query_params.update(query or {})
     return ok(at.run())
 
@@ -222,8 +220,7 @@ def test_a_warm_default_view_renders_within_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(gd, "MNIST_JSON", tmp_path / "guidance_mnist.json")
     warm = open_page()  # computes and caches the default view (a server's warm-up does this at start-up) ...
     ok(warm.slider(key="guidance.w").set_value(1.0).run())  # ... and here a second scale, seen before
-    at = AppTest.from_file(str(APP), default_timeout=300).run()
-    at.switch_page(PAGE)
+    at = app_on(PAGE, 300)
     t0 = time.perf_counter()
     ok(at.run())
     render = time.perf_counter() - t0

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import checkpoints
 from dashboard.ui import improved_ddpm as iddpm
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
+from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs, vega_frames
 from tests.dashboard.test_pages_sampling import xy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: one torch thread, as the server runs
@@ -38,13 +38,11 @@ def the_json() -> dict:
 
 
 def open_page(query: dict[str, str] | None = None, before=None) -> AppTest:
-    """The app's first run (home), then the page; ``before()`` runs between the two (to break something that the
-    home page does not need)."""
-    at = AppTest.from_file(str(APP), default_timeout=300).run()
-    assert not at.exception, [e.value for e in at.exception]
+    """The page's first run (apptest_helpers.app_on); ``before()`` runs before it (to break something the page
+    needs)."""
+    at = app_on(PAGE, 300)
     if before is not None:
         before()
-    at.switch_page(PAGE)
     at.query_params.update(query or {})
     return ok(at.run())
 
@@ -177,8 +175,7 @@ def test_a_model_that_cannot_be_loaded_leaves_the_benchmark_sections(monkeypatch
 def test_a_warm_default_view_renders_within_budget():
     warm = open_page()  # computes and caches the default view (a server's warm-up does this at start-up) ...
     ok(warm.selectbox(key="improved_ddpm.compare").set_value("beta").run())  # ... and here the fixed-beta row
-    at = AppTest.from_file(str(APP), default_timeout=300).run()
-    at.switch_page(PAGE)
+    at = app_on(PAGE, 300)
     t0 = time.perf_counter()
     ok(at.run())
     render = time.perf_counter() - t0

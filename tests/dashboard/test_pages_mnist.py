@@ -18,16 +18,14 @@ from core import checkpoints
 from core.data.mnist import load_mnist
 from core.samplers import sample
 from dashboard.ui import plots
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
+from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs, vega_frames
 
 CHEAP = {"n": "10", "steps_ddim": "4"}  # ten digits, four DDIM steps: a fraction of a second per run
 TILE, DX, DY = 28, 28 + plots.IMAGE_GAP, 28 + plots.IMAGE_GAP + plots.CAPTION_PX  # the grid's tile layout
 
 
 def open_page(query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=180).run()
-    ok(at)
-    at.switch_page("views/mnist.py")
+    at = app_on("views/mnist.py", 180)
     at.query_params.update(query or {})
     return ok(at.run())
 

@@ -23,13 +23,11 @@ from core.training import TrainConfig
 from dashboard.jobs import recipes
 from dashboard.ui import score_field as fields
 from dashboard.ui import train as live
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, run_until, vega_frames
+from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs, run_until, vega_frames
 
 
 def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
-    at.switch_page(page)
+    at = app_on(page, 120)
     at.query_params.update(query or {})
     return ok(at.run())
 

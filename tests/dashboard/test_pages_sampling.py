@@ -18,17 +18,15 @@ from core.data.toy2d import TOY_NAMES
 from core.samplers import METHODS, steps_for_nfe
 from dashboard.ui import sampling
 from dashboard.ui.models import SessionModel
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs
+from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs
 
 EIGHT_RADIUS = math.sqrt(2 * (1 - 0.01))  # eight_gaussians modes in standardised units (see test_pages.py)
 
 
 def open_page(page: str, query: dict[str, str] | None = None, session: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = app_on(page, 120)
     for k, v in (session or {}).items():
         at.session_state[k] = v
-    at.switch_page(page)
     at.query_params.update(query or {})
     return ok(at.run())
 

@@ -17,7 +17,7 @@ from core.data.drawing import clip_strokes, points_along_strokes, strokes_from_f
 from core.data.toy2d import load_points
 from dashboard.ui import drawing
 from tests.core.test_drawing import CLICK, DOT, OUT_RIGHT, STROKE
-from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, run_until
+from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs, run_until
 from tests.dashboard.test_pages_model import has_model, sweep, xy
 
 RECORDED = {"version": "7.4.0", "objects": [STROKE, OUT_RIGHT, DOT, CLICK], "background": ""}
@@ -45,8 +45,7 @@ def canvas(monkeypatch) -> Canvas:
 
 
 def open_train(query: dict[str, str]) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
-    at.switch_page("views/train.py")
+    at = app_on("views/train.py", 120)
     at.query_params.update(query)
     return ok(at.run())
 
