@@ -86,15 +86,35 @@ def main() -> None:
                    "left_share_negative": round(float((left < 0).float().mean()), 4)}
         row |= {"prompts": [first, second], "digit_accuracy": [round(r, 4) for r in reads]}
         result[name] = row
-        print(f"{name}: {row}", flush=True)
+        print(f"{name}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     test = load_mnist("test")
     result["clip_zero_shot_accuracy"] = round(zero_shot_accuracy(p.model.clip, test.images, test.labels), 4)
     result |= {"seconds": round(time.perf_counter() - t0, 1), "machine": hardware_description(),
                "command": "python benchmarks/text_to_image.py"}
     print(f"CLIP zero-shot on {len(test)} held-out digits: {result['clip_zero_shot_accuracy']:.3f}")
+    print_table(result)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
+
+
+def print_table(result: dict) -> None:
+    """The attribute pairs as a table: what each prompt's samples measure, the figure the issue asks of it, the
+    share read as the asked digit."""
+    print(f"\n{result['sampler']}, w = {result['guidance_scale']:g}, {result['digit_accuracy']:.1%} of "
+          f"{result['n']} digit prompts read as asked")
+    header = f"{'prompt pair':<52} {'measure':<12} {'first':>8} {'second':>8} {'figure':>22} {'read as digit':>14}"
+    print(header)
+    print("-" * len(header))
+    for name in PAIRS:
+        row = result[name]
+        if name == "slant":
+            figure = f"right>0 {row['right_share_positive']:.1%}, left<0 {row['left_share_negative']:.1%}"
+        else:
+            figure = f"ratio {row['ratio']:.2f}"
+        pair = " vs ".join(f"'{q}'" for q in row["prompts"])
+        reads = " / ".join(f"{r:.1%}" for r in row["digit_accuracy"])
+        print(f"{pair:<52} {row['measure']:<12} {row['first']:>8.2f} {row['second']:>8.2f} {figure:>22} {reads:>14}")
 
 
 if __name__ == "__main__":

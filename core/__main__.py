@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from core import checkpoints
@@ -53,6 +54,7 @@ from core.checkpoints import (
     training_state_exists,
     update_manifest,
 )
+from core.data.captions import NUM_CLASSES, Prompt, PromptError, parse_prompt, tokenize
 from core.data.toy2d import TOY_NAMES, PointCloudError, load_points, standardise
 from core.flow import FLOW_METHODS, is_flow
 from core.models.mlp import MLPConfig
@@ -64,6 +66,7 @@ from core.training import PRECISIONS, TrainConfig, TrainResult
 
 EXIT_USAGE, EXIT_FAILURE = 2, 1
 MAX_SAMPLES = 1_000_000  # sample / evaluate --n: 2D points, a few seconds of DDIM each 100,000
+MAX_IMAGES = 10_000  # sample --n for digits: about 8 minutes of DDIM-50 on a 2-core CPU (latent models)
 MAX_STEPS = 10_000_000
 MAX_BATCH = 65_536
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range
@@ -787,18 +790,25 @@ def _train_noisy_classifier(args: argparse.Namespace) -> int:
 
 def validate_sample(args: argparse.Namespace) -> Pretrained:
     """The arguments on their own, --out, then the model and what applies to it; returns the loaded model."""
-    if args.guidance is not None and args.label is None:
-        raise UsageError("--guidance needs --label (classifier-free guidance mixes the conditional and "
-                         "unconditional predictions of one class)")
-    args.out = _check_out(args.out, ())
+    if args.guidance is not None and args.label is None and not (args.prompt or "").strip():
+        raise UsageError("--guidance needs --label or --prompt (classifier-free guidance mixes the conditional and "
+                         "unconditional predictions)")
     p = _load(args.model)
-    if p.config.get("model", {}).get("type") == "noisy_classifier":
+    model_type = p.config.get("model", {}).get("type")
+    if model_type == "noisy_classifier":
         raise UsageError(f"{args.model} is a noisy classifier: it guides a sampler (core.guidance."
                          "classifier_guidance, the Guidance page) and draws nothing itself")
-    if _data_kind(p) == "mnist" or p.config.get("model", {}).get("type") in ("unet", "classifier"):
-        raise UsageError("sample writes 2D points; for MNIST digits use the dashboard or core.evaluate.sample_images")
-    if p.config.get("model", {}).get("data_dim", 2) != 2 or p.config.get("model", {}).get("dim", 2) != 2:
-        raise UsageError(f"{args.model} does not model 2D points")
+    images = _data_kind(p) == "mnist" or model_type in ("unet", "classifier")
+    if images:
+        _validate_sample_images(args, p)
+    else:
+        if args.prompt is not None:
+            raise UsageError(f"--prompt: {args.model} draws 2D points and reads no text (the ldm-text- models do, "
+                             "e.g. ldm-text-mnist)")
+        if p.config.get("model", {}).get("data_dim", 2) != 2 or p.config.get("model", {}).get("dim", 2) != 2:
+            raise UsageError(f"{args.model} does not model 2D points")
+        args.n = _default(args.n, 1000)
+        args.out = _check_out(_default(args.out, "samples.csv"), ())
     diffusion = p.schedule is not None
     if is_flow(p.config):
         _check_options({"--eta": args.eta is not None, "--label": args.label is not None,
@@ -808,9 +818,10 @@ def validate_sample(args: argparse.Namespace) -> Pretrained:
         return p
     _check_options({"--method": args.method is not None, "--steps": args.steps is not None,
                     "--eta": args.eta is not None, "--label": args.label is not None,
-                    "--guidance": args.guidance is not None, "--variance": args.variance is not None}, diffusion,
+                    "--guidance": args.guidance is not None, "--variance": args.variance is not None,
+                    "--prompt": args.prompt is not None}, diffusion,
                    f"to {args.model}: a {p.config.get('family', 'one-pass').upper()} samples in one pass (no "
-                   "sampler, steps or labels)")
+                   "sampler, steps, labels or prompts)")
     if not diffusion:
         return p
     method = _default(args.method, "ddim")
@@ -825,13 +836,46 @@ def validate_sample(args: argparse.Namespace) -> Pretrained:
                          "train one with --learn-sigma)")
     if args.steps is not None and args.steps > p.schedule.T:
         raise UsageError(f"--steps {args.steps:,} is more than the model's T = {p.schedule.T:,}")
-    classes = _is_conditional(p)
+    classes = NUM_CLASSES if p.config.get("family") == "ldm-text" else _is_conditional(p)
     if args.label is not None:
         if not classes:
             raise UsageError(f"--label: {args.model} is unconditional (trained without labels)")
         if not 0 <= args.label < classes:
             raise UsageError(f"--label must be in [0, {classes - 1}] for {args.model}; got {args.label}")
     return p
+
+
+def _validate_sample_images(args: argparse.Namespace, p: Pretrained) -> None:
+    """An MNIST model: it draws digits (not an autoencoder or a classifier), --n at most MAX_IMAGES, --out a .png
+    grid or a .npy array; --prompt only for a text model (ldm-text-), in its grammar, and not with --label."""
+    model_type = p.config.get("model", {}).get("type")
+    if model_type == "autoencoder":
+        raise UsageError(f"{args.model} is an autoencoder: it encodes and decodes digits and samples none; sample a "
+                         "latent diffusion model that uses it (e.g. ldm-mnist)")
+    if model_type == "classifier":
+        raise UsageError(f"{args.model} is a classifier: it reads digits (the judge of evaluate) and draws none")
+    if model_type == "clip":
+        raise UsageError(f"{args.model} is a CLIP: it embeds prompts and digits (the text encoder of ldm-text-mnist) "
+                         "and draws none")
+    text = p.config.get("family") == "ldm-text"
+    if args.prompt is not None:
+        if not text:
+            takes = "; it takes --label" if _is_conditional(p) else ""
+            raise UsageError(f"--prompt: {args.model} reads no text{takes} (the ldm-text- models read prompts, e.g. "
+                             "ldm-text-mnist)")
+        if args.label is not None:
+            raise UsageError("--label and --prompt: give one (--label k draws \"the digit k\")")
+        try:
+            tokenize(args.prompt)
+        except PromptError as e:
+            raise UsageError(f"--prompt: {e}") from None
+    args.n = _default(args.n, 64)
+    if args.n > MAX_IMAGES:
+        raise UsageError(f"--n {args.n:,}: at most {MAX_IMAGES:,} digits a run (use evaluate for quality numbers)")
+    args.out = _check_out(_default(args.out, "samples.png"), (".png", ".npy"))
+    if args.out.suffix not in (".png", ".npy"):
+        raise UsageError(f"--out {args.out}: {args.model} draws digits; write a .png grid or a .npy array "
+                         "(n, 1, 28, 28) in [-1, 1]")
 
 
 def _check_flow_method(args: argparse.Namespace) -> None:
@@ -850,6 +894,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         options["eta"] = args.eta
     if args.variance is not None:
         options["variance"] = args.variance
+    if args.out.suffix in (".png", ".npy"):
+        return _sample_images(args, p, method, options)
     if args.label is not None:
         options.update(y=torch.full((args.n,), args.label, dtype=torch.long),
                        guidance_scale=_default(args.guidance, 1.0))
@@ -863,6 +909,56 @@ def cmd_sample(args: argparse.Namespace) -> int:
     np.savetxt(args.out, x.numpy(), delimiter=",", header="x,y", comments="", fmt="%.6f")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _sample_images(args: argparse.Namespace, p: Pretrained, method: str, options: dict) -> int:
+    """Digits from an MNIST model (a label, a prompt or neither), a progress bar, the classifier's reading of them,
+    and the grid (.png, sqrt(n) columns) or the array (.npy)."""
+    from core.evaluate import classify, sample_images
+
+    said = parse_prompt(args.prompt) if args.prompt is not None else Prompt(digit=args.label)
+    if p.schedule is not None:
+        options.update(method=method, steps=_default(args.steps, 50),
+                       guidance_scale=1.0 if said.unconditional else _default(args.guidance, 3.0))
+        if args.prompt is not None:
+            options["prompt"] = args.prompt
+        elif args.label is not None:
+            options["label"] = args.label
+    t0 = time.perf_counter()
+    with tqdm(total=args.n, unit="digit", disable=not sys.stderr.isatty()) as bar:
+        x = sample_images(p, args.n, seed=args.seed, callback=lambda done, n: bar.update(done - bar.n), **options)
+    what = f"“{args.prompt}”" if args.prompt else f"digit {args.label}" if args.label is not None else "any digit"
+    how = "one pass" if p.schedule is None else f"{method}-{options['steps']}, w = {options['guidance_scale']:g}"
+    print(f"{args.n} digits ({what}; {how}) in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    try:
+        judge = load_pretrained("classifier-mnist")
+    except CheckpointError as e:
+        judge = None
+        print(f"(no classifier's reading: {e})", file=sys.stderr)
+    if judge is not None:
+        counts = torch.bincount(classify(judge.model, x)[0], minlength=NUM_CLASSES).tolist()
+        read = f"{counts[said.digit]} of {args.n} read as {said.digit}; " if said.digit is not None else ""
+        print(f"classifier-mnist: {read}each digit {', '.join(f'{d}: {c}' for d, c in enumerate(counts))}",
+              file=sys.stderr)
+    if args.out.suffix == ".npy":
+        np.save(args.out, x.numpy().astype(np.float32))
+    else:
+        _write_grid(x, args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _write_grid(x: torch.Tensor, out: Path, gap: int = 2) -> None:
+    """Images (n, 1, h, w) in [-1, 1] as one 8-bit grey PNG, ceil(sqrt(n)) columns with ``gap`` grey pixels."""
+    n, _, h, w = x.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * (h + gap) + gap, cols * (w + gap) + gap), 96, dtype=np.uint8)
+    tiles = ((x[:, 0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        grid[gap + r * (h + gap):gap + r * (h + gap) + h, gap + c * (w + gap):gap + c * (w + gap) + w] = tile
+    Image.fromarray(grid, mode="L").save(out)
 
 
 # --- evaluate ---------------------------------------------------------------------------------------------------
@@ -1089,9 +1185,10 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(c)
     c.set_defaults(func=cmd_train_classifier, validate=validate_train_classifier)
 
-    s = sub.add_parser("sample", parents=[common], help="draw samples from a 2D checkpoint into a CSV")
-    s.add_argument("model", help="pretrained name (e.g. ddpm-eight_gaussians) or checkpoint path")
-    s.add_argument("--n", type=_int_in(1, MAX_SAMPLES), default=1000)
+    s = sub.add_parser("sample", parents=[common], help="draw samples: 2D points into a CSV, digits into a PNG grid "
+                       "or a .npy array")
+    s.add_argument("model", help="pretrained name (e.g. ddpm-eight_gaussians, ldm-text-mnist) or checkpoint path")
+    s.add_argument("--n", type=_int_in(1, MAX_SAMPLES), default=None, help="default: 1000 points, 64 digits")
     s.add_argument("--method", default=None, choices=METHODS + FLOW_METHODS,
                    help="diffusion models: a sampler (default ddim); flows: euler (default), midpoint or heun")
     s.add_argument("--steps", type=_int_in(1, MAX_T), default=None,
@@ -1100,10 +1197,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--variance", choices=VARIANCES, default=None,
                    help="DDPM's reverse variance (default beta_tilde); learned: the model's own (iddpm- models)")
     s.add_argument("--label", type=_int_in(0, 1000), default=None, help="class label, for conditional models")
+    s.add_argument("--prompt", default=None, help="text models (ldm-text-mnist): what to draw, e.g. \"a thick "
+                   "seven\" (the grammar of core.data.captions; \"\" = unconditional)")
     s.add_argument("--guidance", type=_float_in(0, 100), default=None,
-                   help="classifier-free guidance scale w (default 1, with --label)")
+                   help="classifier-free guidance scale w (with --label or --prompt; default 1 for 2D, 3 for digits)")
     s.add_argument("--seed", type=seed, default=0)
-    s.add_argument("--out", default="samples.csv")
+    s.add_argument("--out", default=None, help="samples.csv (2D points) or samples.png (digits; or a .npy)")
     s.set_defaults(func=cmd_sample, validate=validate_sample)
 
     e = sub.add_parser("evaluate", parents=[common], help="sample quality against fresh data and its floor")

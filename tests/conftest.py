@@ -1,7 +1,17 @@
 """Fixtures shared by every test folder."""
 
+import os
+
 import pytest
 import torch
+
+
+def pytest_configure(config):
+    """The suite runs on two pytest-xdist workers, one per core (pyproject.toml's addopts): each worker uses one
+    torch thread, so the two never share a core between four threads (a spinning OpenMP thread waits for a busy
+    core: several times the wall time)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -37,10 +39,13 @@ from core.guidance import RowwiseGuidance
 from core.samplers import METHODS, sample
 from dashboard.ui import plots
 from dashboard.ui.edit_digit import test_digits
-from dashboard.ui.loaders import manifest_models, pretrained
+from dashboard.ui.loaders import ResultsProblem, finite_number, manifest_models, pretrained, results_json
 from dashboard.ui.sampling import StepRange
 
 MODEL, CLIP_MODEL, CLASSIFIER = "ldm-text-mnist", "clip-mnist", "classifier-mnist"
+BENCH_JSON = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "text_to_image.json"  # read at call
+# time: tests point it away
+BENCH_COMMAND = "python benchmarks/text_to_image.py --json benchmarks/results/text_to_image.json"
 EXAMPLES: tuple[str, ...] = ("7", "seven", "a thick seven", "a 4 slanted left", "a large two leaning right",
                              "a small thin eight")
 DEFAULT_PROMPT = "a thick seven"
@@ -585,3 +590,57 @@ def space_figure(space: dict[str, Any], prompt: str | None, prompt_xy: np.ndarra
                              scaleanchor="x", scaleratio=1),
                   legend=dict(orientation="v", x=1.02, y=1.0, itemsizing="constant", font=dict(size=11)))
     return go.Figure(dict(data=traces, layout=layout))
+
+
+# --- measured at scale: benchmarks/results/text_to_image.json ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What benchmarks/text_to_image.py measured on many samples: one row per attribute pair, and the digits."""
+
+    table: pd.DataFrame  # pair, measure, first, second, figure, target, read (as the asked digit)
+    n: int  # samples of the prompts naming a digit
+    digit_accuracy: float  # their share read as the asked digit
+    zero_shot: float  # the CLIP's zero-shot reading of the held-out digits
+    guidance_scale: float
+    sampler: str
+    machine: str
+
+
+PAIR_TARGETS = {"thickness": ("ratio", 1.3), "size": ("ratio", 1.2), "slant": ("share", 0.85)}  # the issue's bars
+
+
+def measured_at_scale(path: Path | None = None) -> Measured:
+    """benchmarks/results/text_to_image.json as a table; raises ResultsProblem naming the file and the command
+    that writes it."""
+    path = BENCH_JSON if path is None else path
+    raw, fix = results_json(path, BENCH_COMMAND, "about five minutes on a 2-core CPU")
+    try:
+        rows = []
+        for name, (kind, target) in PAIR_TARGETS.items():
+            r = raw[name]
+            first, second = (str(q).replace("{word}", "X") for q in r["prompts"])
+            reads = [finite_number(a, f"{name}.digit_accuracy") for a in r["digit_accuracy"]]
+            if kind == "ratio":
+                figure = finite_number(r["ratio"], f"{name}.ratio")
+                said, met = f"{figure:.2f}×", figure >= target
+                wanted = f"ratio ≥ {target:g}"
+            else:
+                right = finite_number(r["right_share_positive"], "slant.right_share_positive")
+                left = finite_number(r["left_share_negative"], "slant.left_share_negative")
+                said, met = f"{right:.1%} lean right, {left:.1%} left", min(right, left) >= target
+                wanted = f"≥ {target:.0%} with the asked sign"
+            rows.append({"pair": f"“{first}” vs “{second}”", "measure": str(r["measure"]),
+                         "first": finite_number(r["first"], f"{name}.first"),
+                         "second": finite_number(r["second"], f"{name}.second"), "figure": said,
+                         "target": wanted + (" ✓" if met else " ✗"),
+                         "read": " / ".join(f"{a:.1%}" for a in reads)})
+        out = Measured(table=pd.DataFrame(rows), n=int(finite_number(raw["n"], "n")),
+                       digit_accuracy=finite_number(raw["digit_accuracy"], "digit_accuracy"),
+                       zero_shot=finite_number(raw["clip_zero_shot_accuracy"], "clip_zero_shot_accuracy"),
+                       guidance_scale=finite_number(raw["guidance_scale"], "guidance_scale"),
+                       sampler=str(raw.get("sampler") or "?"), machine=str(raw.get("machine") or "this machine"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ResultsProblem(f"**{path.name}** is damaged ({err}): {fix} again.") from None
+    return out

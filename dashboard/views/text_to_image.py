@@ -16,7 +16,7 @@ from core.models.unet import CrossAttention
 from dashboard.ui import exports, plots, sampling
 from dashboard.ui import text_to_image as t2i
 from dashboard.ui.header import page_header
-from dashboard.ui.loaders import broken_model_notice, pretrained_problem
+from dashboard.ui.loaders import ResultsProblem, broken_model_notice, pretrained_problem
 from dashboard.ui.widgets import UrlWidgets
 
 PROMPT_KEY, EXAMPLE_KEY = "text_to_image.prompt", "text_to_image.example"
@@ -352,3 +352,36 @@ if space_name is not None:
                "overlap: only the directions matter (cosine similarity), and CLIPs keep a gap between text and "
                "images; what matters is that each digit's prompts sit on the side of its own images."
                + ("" if space_name == t2i.CLIP_MODEL else " (The frozen copy inside ldm-text-mnist.)"))
+
+# --- 7. measured at scale --------------------------------------------------------------------------------------------
+
+st.subheader("7. Measured on many samples")
+st.markdown("The grids above are a handful of digits; the benchmark draws many, with the page's default sampler and "
+            "guidance, and measures them with the same functions that captioned the training digits. Each pair "
+            "asks the opposite of one attribute for every digit in turn (X cycles through zero to nine).")
+try:
+    bench = t2i.measured_at_scale()
+except ResultsProblem as err:
+    st.warning(str(err), icon=":material/table:")
+else:
+    b = st.columns(3)
+    b[0].metric("Prompts naming a digit", f"{bench.digit_accuracy:.1%}",
+                help=f"Of {bench.n:,} samples of “seven”, “the digit 3”, “a two”, “8”..., the share the classifier "
+                     "reads as the digit named (the bar: 95%).")
+    b[1].metric("CLIP zero-shot", f"{bench.zero_shot:.1%}", help="clip-mnist's reading of the held-out digits: "
+                "the prompt “the digit d” nearest to each digit's embedding (the bar: 90%).")
+    b[2].metric("Sampler", f"{bench.sampler}, w = {bench.guidance_scale:g}")
+    st.dataframe(bench.table, hide_index=True, width="stretch", column_config={
+        "pair": st.column_config.TextColumn("prompt pair"),
+        "measure": st.column_config.TextColumn("measure", help="stroke mass: total ink; shear: dx per pixel of "
+                                               "height (> 0 leans right); box area: the bounding box in pixels."),
+        "first": st.column_config.NumberColumn("first (mean)", format="%.2f"),
+        "second": st.column_config.NumberColumn("second (mean)", format="%.2f"),
+        "figure": st.column_config.TextColumn("first / second", help="The ratio of the means; for the slant, the "
+                                              "share of each prompt's samples leaning the way it asks."),
+        "target": st.column_config.TextColumn("the bar"),
+        "read": st.column_config.TextColumn("read as the digit", help="The share of each prompt's samples the "
+                                            "classifier reads as the digit asked (an attribute must not cost the "
+                                            "digit)."),
+    })
+    st.caption(f"Measured on {bench.machine}. Written by `{t2i.BENCH_COMMAND}`.")

@@ -7,8 +7,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.nn import functional as F
 
 from core.__main__ import main
@@ -131,3 +133,28 @@ def test_cli_trains_a_clip_then_a_text_model_that_loads_with_it(tmp_path, capsys
     assert main(["train", "--family", "ldm-text", "--data", "mnist", "--autoencoder", str(tmp_path / "ae"),
                  "--out", str(tmp_path / "x")]) == 2
     assert "needs --text-encoder" in capsys.readouterr().err
+
+
+def test_cli_samples_a_prompt_into_a_grid_of_the_engines_digits(tmp_path, capsys):
+    out = tmp_path / "seven.png"
+    assert main(["sample", "ldm-text-mnist", "--prompt", "a thick seven", "--n", "5", "--steps", "4",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "5 digits (“a thick seven”; ddim-4, w = 3)" in err and "read as 7" in err
+    x = sample_images(load_pretrained("ldm-text-mnist"), 5, prompt="a thick seven", guidance_scale=3.0, steps=4)
+    grid = np.asarray(Image.open(out))
+    assert grid.shape == (2 * 30 + 2, 3 * 30 + 2)  # ceil(sqrt(5)) = 3 columns, 2 rows of 28 + 2 px gaps
+    for i in range(5):
+        r, c = divmod(i, 3)
+        tile = grid[2 + 30 * r:30 * r + 30, 2 + 30 * c:30 * c + 30]
+        assert np.abs(tile.astype(int) - ((x[i, 0] + 1) * 127.5).round().numpy()).max() <= 1
+    assert (grid[2 + 30:, 2 + 60:] == 96).all()  # the sixth cell is empty
+
+
+def test_cli_samples_labelled_digits_into_an_array(tmp_path, capsys):
+    out = tmp_path / "threes.npy"
+    assert main(["sample", "ldm-mnist", "--label", "3", "--guidance", "2", "--n", "4", "--steps", "5", "--seed", "7",
+                 "--out", str(out)]) == 0
+    assert "4 digits (digit 3; ddim-5, w = 2)" in capsys.readouterr().err
+    expected = sample_images(load_pretrained("ldm-mnist"), 4, label=3, guidance_scale=2.0, steps=5, seed=7)
+    assert torch.equal(torch.from_numpy(np.load(out)), expected)

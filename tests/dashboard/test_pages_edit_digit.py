@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -231,26 +230,6 @@ def test_the_ends_of_the_controls_and_nonsense_in_the_url():
     at = open_page({"source": "paint", "index": "-4", "t0": "1e999", "guide": "11", "steps": "nan"})
     assert at.selectbox(key="edit_digit.source").value == "draw" and at.slider(key="edit_digit.t0").value == 250
     assert at.selectbox(key="edit_digit.guide").value == "none" and at.slider(key="edit_digit.steps").value == 50
-
-
-def test_a_warm_view_renders_within_budget():
-    view = {"source": "test", "index": "1"}
-    warm = open_page(view)  # computes and caches the view at the page's own sizes ...
-    ok(warm.slider(key="edit_digit.t0").set_value(400).run())  # ... and a second t0, seen before
-    at = app_on(PAGE, 300)
-    at.query_params.update(view)
-    t0 = time.perf_counter()
-    ok(at.run())
-    render = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ok(at.slider(key="edit_digit.t0").set_value(400).run())
-    change = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ok(at.slider(key="edit_digit.t0").set_value(600).run())  # not cached: one edit of 30 DDIM steps
-    new_t0 = time.perf_counter() - t0
-    print(f"warm render {render:.2f} s, t0 change {change:.2f} s, new t0 {new_t0:.2f} s")
-    # The budgets are 3 s and 1 s; margin for a busy CPU.
-    assert render < 3.0 and change < 1.5 and new_t0 < 3.0, (render, change, new_t0)
 
 
 def test_a_model_that_cannot_be_loaded_leaves_the_rest(monkeypatch, small, tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -214,25 +213,6 @@ def test_the_mnist_section_shows_the_benchmarks_rows_or_says_how_to_make_them(sm
     monkeypatch.setattr(gd, "MNIST_JSON", small.with_name("broken.json"))
     gd.MNIST_JSON.write_text("{not json")
     assert any("not a readable JSON object" in i.value for i in open_page().info)
-
-
-def test_a_warm_default_view_renders_within_budget(tmp_path, monkeypatch):
-    monkeypatch.setattr(gd, "MNIST_JSON", tmp_path / "guidance_mnist.json")
-    warm = open_page()  # computes and caches the default view (a server's warm-up does this at start-up) ...
-    ok(warm.slider(key="guidance.w").set_value(1.0).run())  # ... and here a second scale, seen before
-    at = app_on(PAGE, 300)
-    t0 = time.perf_counter()
-    ok(at.run())
-    render = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ok(at.slider(key="guidance.w").set_value(1.0).run())
-    change = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ok(at.slider(key="guidance.w").set_value(5.5).run())  # not cached: three DDIM chains of N_PANEL points
-    new_scale = time.perf_counter() - t0
-    print(f"warm render {render:.2f} s, scale change {change:.2f} s, new scale {new_scale:.2f} s")
-    # The budgets are 3 s and 1 s; margin for a busy CPU.
-    assert render < 3.0 and change < 1.5 and new_scale < 5.0, (render, change, new_scale)
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -170,24 +169,6 @@ def test_a_model_that_cannot_be_loaded_leaves_the_benchmark_sections(monkeypatch
     assert at.error and "iddpm-eight_gaussians" in at.error[0].value
     assert len(vega_frames(at)) == 3 and not plotly_specs(at)  # charts and tables from the file, no samples
     assert any("No live samples" in i.value for i in at.info)
-
-
-def test_a_warm_default_view_renders_within_budget():
-    warm = open_page()  # computes and caches the default view (a server's warm-up does this at start-up) ...
-    ok(warm.selectbox(key="improved_ddpm.compare").set_value("beta").run())  # ... and here the fixed-beta row
-    at = app_on(PAGE, 300)
-    t0 = time.perf_counter()
-    ok(at.run())
-    render = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ok(at.selectbox(key="improved_ddpm.compare").set_value("beta").run())
-    change = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ok(at.number_input(key="improved_ddpm.seed").set_value(int(time.time()) % 9000 + 1).run())  # not cached
-    new_seed = time.perf_counter() - t0
-    print(f"warm render {render:.2f} s, compare change {change:.2f} s, new seed {new_seed:.2f} s")
-    # The budgets are 3 s and 1 s; margin for a busy CPU. A new seed draws 2 x 4 chains (370 network calls).
-    assert render < 3.0 and change < 2.0 and new_seed < 4.0, (render, change, new_seed)
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------

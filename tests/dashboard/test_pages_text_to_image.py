@@ -7,6 +7,7 @@ Run: python -m pytest tests/dashboard/test_pages_text_to_image.py -q"""
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 
 import numpy as np
@@ -25,7 +26,7 @@ PAGE = "views/text_to_image.py"
 SHIPPED = checkpoints.PRETRAINED_DIR  # the shipped models, before any test points the loaders elsewhere
 CHEAP = {"steps_ddim": "4"}  # DDIM steps of the grid
 SECTIONS = ["1. The samples", "2. Along the steps", "3. Where each word looks", "4. Change one word",
-            "5. A guidance sweep", "6. CLIP's shared space"]
+            "5. A guidance sweep", "6. CLIP's shared space", "7. Measured on many samples"]
 TILE, DX = 28, 28 + plots.IMAGE_GAP
 DY = TILE + plots.IMAGE_GAP + plots.CAPTION_PX  # rows of a mosaic with captions
 
@@ -97,6 +98,27 @@ def test_the_default_view_has_every_section():
     assert reads["read"].between(0, 1).all()
     assert len(figs["space"]["data"]) == 21  # ten digits of images, ten of prompts, and the prompt's star
     assert at.query_params == CHEAP
+    bench = json.loads(t2i.BENCH_JSON.read_text())  # section 7: the shipped benchmark's figures
+    table = at.dataframe[0].value
+    assert list(table["measure"]) == ["stroke mass", "box area", "shear"]
+    assert table["figure"][0] == f"{bench['thickness']['ratio']:.2f}×" and table["target"][0].endswith("✓")
+    assert table["pair"][2] == "“a X slanted right” vs “a X slanted left”"
+    assert {m.label: m.value for m in at.metric}["Prompts naming a digit"] == f"{bench['digit_accuracy']:.1%}"
+
+
+def test_a_missing_or_damaged_benchmark_file_names_its_command(monkeypatch, tmp_path):
+    monkeypatch.setattr(t2i, "BENCH_JSON", tmp_path / "text_to_image.json")
+    at = open_page()
+    assert any("text_to_image.json** is missing" in w.value and t2i.BENCH_COMMAND in w.value for w in at.warning)
+    assert not at.dataframe and len(at.subheader) == len(SECTIONS)
+    good = json.loads((SHIPPED.parent / "benchmarks" / "results" / "text_to_image.json").read_text())
+    good["slant"]["right_share_positive"] = "most"
+    (tmp_path / "text_to_image.json").write_text(json.dumps(good))
+    with pytest.raises(t2i.ResultsProblem, match="is damaged .*slant.right_share_positive: expected a finite number"):
+        t2i.measured_at_scale()
+    good["slant"]["right_share_positive"] = 0.5  # a miss shows as one
+    (tmp_path / "text_to_image.json").write_text(json.dumps(good))
+    assert t2i.measured_at_scale().table["target"][2] == "≥ 85% with the asked sign ✗"
 
 
 def test_a_typed_prompt_changes_the_samples_and_lives_in_the_url():
