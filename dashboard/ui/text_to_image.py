@@ -629,8 +629,8 @@ def measured_at_scale(path: Path | None = None) -> Measured:
             else:
                 right = finite_number(r["right_share_positive"], "slant.right_share_positive")
                 left = finite_number(r["left_share_negative"], "slant.left_share_negative")
-                said, met = f"{right:.1%} lean right, {left:.1%} left", min(right, left) >= target
-                wanted = f"≥ {target:.0%} with the asked sign"
+                said, met = f"{right:.1%} / {left:.1%} as asked", min(right, left) >= target
+                wanted = f"≥ {target:.0%} as asked"
             rows.append({"pair": f"“{first}” vs “{second}”", "measure": str(r["measure"]),
                          "first": finite_number(r["first"], f"{name}.first"),
                          "second": finite_number(r["second"], f"{name}.second"), "figure": said,

@@ -378,9 +378,10 @@ else:
         "first": st.column_config.NumberColumn("first (mean)", format="%.2f"),
         "second": st.column_config.NumberColumn("second (mean)", format="%.2f"),
         "figure": st.column_config.TextColumn("first / second", help="The ratio of the means; for the slant, the "
-                                              "share of each prompt's samples leaning the way it asks."),
+                                              "share of each prompt's samples leaning the way it asks (shear > 0 "
+                                              "for right, < 0 for left)."),
         "target": st.column_config.TextColumn("the bar"),
-        "read": st.column_config.TextColumn("read as the digit", help="The share of each prompt's samples the "
+        "read": st.column_config.TextColumn("read as X", help="The share of each prompt's samples the "
                                             "classifier reads as the digit asked (an attribute must not cost the "
                                             "digit)."),
     })

@@ -118,7 +118,7 @@ def test_a_missing_or_damaged_benchmark_file_names_its_command(monkeypatch, tmp_
         t2i.measured_at_scale()
     good["slant"]["right_share_positive"] = 0.5  # a miss shows as one
     (tmp_path / "text_to_image.json").write_text(json.dumps(good))
-    assert t2i.measured_at_scale().table["target"][2] == "≥ 85% with the asked sign ✗"
+    assert t2i.measured_at_scale().table["target"][2] == "≥ 85% as asked ✗"
 
 
 def test_a_typed_prompt_changes_the_samples_and_lives_in_the_url():
