@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from core.evaluate import sample_images
 from core.samplers import sample
 from dashboard.ui.fmt import toy_label
 from dashboard.ui.loaders import ROOT, gaussian_noise, pretrained, read_json
@@ -339,3 +340,53 @@ def mnist_table(path: Path | None = None) -> tuple[pd.DataFrame, dict[str, Any]]
         raise ResultsProblem(f"**{path.name}** is damaged ({err}): {fix} again.") from None
     settings = {k: raw.get(k) for k in ("n_bpd", "n", "steps", "hardware", "data")}
     return table, settings
+
+
+MNIST_MODEL = "iddpm-mnist"
+
+
+def mnist_terms(path: Path | None = None) -> pd.DataFrame | None:
+    """Long form (step, series, value) of the MNIST rows' mean bound term per step in bits per dimension: the KL
+    terms L_{t-1} (t >= 2; positive, for a log axis). None when the file's rows have no ``terms`` (a file written
+    before the benchmark kept them). Raises ResultsProblem for a damaged file, like ``mnist_table``."""
+    path = MNIST_JSON if path is None else path
+    mnist_table(path)  # the file's rows are well-formed
+    rows = read_json(path)["rows"]
+    if not all(isinstance(r.get("terms"), dict) for r in rows):
+        return None
+    frames = []
+    fix = f"`{MNIST_COMMAND}` writes it again"
+    for r in rows:
+        try:
+            t = _finite_list(r["terms"].get("t"), None, "terms.t")
+            value = _finite_list(r["terms"].get("bits_per_dim"), len(t), "terms.bits_per_dim")
+        except ResultsProblem as err:
+            raise ResultsProblem(f"**{path.name}** is damaged ({err}): {fix}.") from None
+        keep = (t >= 2) & (value > 0)
+        frames.append(pd.DataFrame({"step": t[keep].astype(int), "value": value[keep],
+                                    "series": f"{r['model']} · {VARIANCE_LABELS[r['variance']]}"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def mnist_terms_chart(df: pd.DataFrame, height: int = 320) -> alt.Chart:
+    """The paper's fig. 2 on MNIST: each row's bound term L_{t-1} per step, bits per dimension, both axes log."""
+    return alt.Chart(df, height=height).mark_line(strokeWidth=2).encode(
+        x=alt.X("step:Q", title="step t (log scale)", scale=alt.Scale(type="log")),
+        y=alt.Y("value:Q", title="L_{t−1}, bits per dimension (log scale)", scale=alt.Scale(type="log")),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom", columns=3)),
+        strokeDash=alt.StrokeDash("series:N", legend=None),
+        tooltip=[alt.Tooltip("series:N"), alt.Tooltip("step:Q", title="t"),
+                 alt.Tooltip("value:Q", title="L_{t−1} (bits/dim)", format=".4g")],
+    ).interactive(bind_y=False)
+
+
+@st.cache_data(max_entries=48, show_spinner=False)
+def mnist_ancestral(variance: str, steps: int, seed: int) -> np.ndarray:
+    """The digits 0-9 of iddpm-mnist by ancestral sampling on a respaced chain of ``steps`` steps under
+    ``variance`` (guidance scale 1), from the noise of ``seed``: the same draws for every variance, so the rows
+    differ by the variance alone. (10, 28, 28) in [-1, 1]."""
+    if variance not in VARIANCES:
+        raise ValueError(f"unknown variance {variance!r}; expected one of: {', '.join(VARIANCES)}")
+    x = sample_images(pretrained(MNIST_MODEL), 10, label=torch.arange(10), seed=int(seed), method="ddpm",
+                      steps=int(steps), variance=variance)
+    return x[:, 0].numpy()

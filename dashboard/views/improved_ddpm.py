@@ -200,3 +200,34 @@ else:
         "accuracy": st.column_config.NumberColumn("accuracy", format="%.3f")})
     st.caption(f"Bits/dim on {mnist_settings['n_bpd']} held-out digits; {mnist_settings['n']} samples per row, ten "
                f"of each digit; {mnist_settings['hardware']}. Written by `{iddpm.MNIST_COMMAND}`.")
+    mnist_terms = iddpm.mnist_terms()
+    if mnist_terms is None:
+        st.info(f"The bound per step is not in this results file: `{iddpm.MNIST_COMMAND}` keeps it.",
+                icon=":material/description:")
+    else:
+        st.markdown("**The bound, step by step.** The same terms summed above, averaged over the digits: as on the "
+                    "toys, the fixed variances pay most in the first steps near $t = 0$, where β_t and β̃_t are "
+                    "furthest apart.")
+        st.altair_chart(iddpm.mnist_terms_chart(mnist_terms), width="stretch", key="iddpm_mnist_terms")
+
+st.markdown("**Few-step samples.** The ten digits of **iddpm-mnist** on a respaced ancestral chain, one row per "
+            "variance, every row from the same noise: with few steps fixed β_t leaves the digits noisy and fixed "
+            "β̃_t smooths them; with enough steps the three agree.")
+m = st.columns([3, 2, 5])
+with m[0]:
+    mnist_steps = ui.select_slider("Ancestral steps", "mnist_steps", iddpm.STEPS, 25,
+                                   help="The respaced chain's length (of the 1000 training steps).")
+with m[1]:
+    mnist_seed = ui.number("Digits' seed", "mnist_seed", 0, 9999, 0, help="The noise of every row.")
+mnist_problem = pretrained_problem(iddpm.MNIST_MODEL)
+if mnist_problem:
+    broken_model_notice(iddpm.MNIST_MODEL, mnist_problem, "The table above stays; the samples need the model.")
+else:
+    with st.spinner(f"Sampling iddpm-mnist in {mnist_steps} steps..."):
+        rows = [iddpm.mnist_ancestral(v, int(mnist_steps), int(mnist_seed)) for v in iddpm.VARIANCES]
+    plots.show(plots.image_grid(np.concatenate(rows), 10, row_titles=[iddpm.VARIANCE_LABELS[v]
+                                                                      for v in iddpm.VARIANCES],
+                                col_titles=[str(d) for d in range(10)], width_px=900, left_px=110),
+               key="iddpm_mnist_samples")
+    st.caption(f"iddpm-mnist, {mnist_steps} ancestral steps, guidance scale 1, seed {mnist_seed}. The table's FID is "
+               "over 1,000 such digits; a row of ten shows the kind of error, not its size.")

@@ -2,7 +2,7 @@
 canvas replaced by a fixed drawing: AppTest runs no browser), a real test digit and a partly erased one are what the
 model receives; t0 changes the edit and t0 = 0 gives back the input; the t0 strip runs from faithful to free;
 inpainting keeps the known half exactly; the benchmark's table or how to make it; the ends of the controls; a model
-that cannot be loaded leaves the rest; a warm view renders within its budget.
+that cannot be loaded leaves the rest (render and control times: benchmarks/pages.py).
 Run: python -m pytest tests/dashboard/test_pages_edit_digit.py -q"""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """AppTest checks of the Flow matching page and of the flow lines on the Samplers page's quality chart: the page
 renders for the default toy, a toy that is not a mixture and a toy without a rectified flow; its controls change
-the output and live in the URL; the quality chart has the flow series; a default view renders within its budget
-once warm; and the helpers agree with the engine. Run: python -m pytest tests/dashboard/test_pages_flow.py -q"""
+the output and live in the URL; the quality chart has the flow series (render and
+control times: benchmarks/pages.py); and the helpers agree with the engine.
+Run: python -m pytest tests/dashboard/test_pages_flow.py -q"""
 
 from __future__ import annotations
 

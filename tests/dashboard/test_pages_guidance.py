@@ -2,7 +2,7 @@
 sweep; the sweep's numbers are sane (the conditional model reaches class y, w = 0 is the unconditional model for
 every method); the scale, the class and the toy change the output and live in the URL; every toy renders at the
 ends of every control; a model that cannot be loaded, or a missing or damaged MNIST file, gives a message instead of
-a crash; the exact field is the mixture's closed form; a warm default view renders within its budget.
+a crash; the exact field is the mixture's closed form (times: benchmarks/pages.py).
 Run: python -m pytest tests/dashboard/test_pages_guidance.py -q"""
 
 from __future__ import annotations

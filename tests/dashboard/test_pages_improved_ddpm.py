@@ -1,8 +1,8 @@
 """AppTest checks of the Improved DDPM page: it renders for each iddpm toy with its charts, likelihood table and
 live samples; the table matches benchmarks/results/improved_ddpm.json and the learned variance's bound is the
 lowest of the three; the toy, the seed and the compared variance change the output and live in the URL; a
-missing or damaged results file, or a model that cannot be loaded, gives a message instead of a crash; a default
-view renders within its budget once warm; and the helpers check the file's fields.
+missing or damaged results file, or a model that cannot be loaded, gives a message instead of a crash; the
+MNIST part shows the bound per step and few-step digits; and the helpers check the file's fields.
 Run: python -m pytest tests/dashboard/test_pages_improved_ddpm.py -q"""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.dashboard.test_pages_sampling import xy
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: one torch thread, as the server runs
 
 PAGE = "views/improved_ddpm.py"
-SMALL_N = 200  # points per live panel in the tests (the page's own LIVE_N in the timing test)
+SMALL_N = 200  # points per live panel in the tests
 RESULTS_JSON = iddpm.RESULTS_JSON
 
 
@@ -55,6 +55,17 @@ def sample_points(fig: dict) -> list[np.ndarray]:
     return [xy(d) for d in fig["data"] if d["name"] != "data"]
 
 
+def toy_rows(at: AppTest) -> list[dict]:
+    """The live toy samples, a figure of points per variance (not the MNIST digits' mosaic)."""
+    return [f for f in plotly_specs(at) if "z" not in f["data"][0]]
+
+
+def toy_charts(at: AppTest) -> list:
+    """The toy's charts (not the MNIST bound per step)."""
+    return [df for df in vega_frames(at)
+            if not ("series" in df.columns and df["series"].astype(str).str.contains("mnist").any())]
+
+
 def warnings(at: AppTest) -> list[str]:
     return [w.value for w in at.warning]
 
@@ -70,7 +81,7 @@ def test_each_toy_renders_its_charts_table_and_samples(toy):
     assert [e.label for e in at.expander] == ["Show the code"] and "def learned_variance" in at.code[0].value
     assert not warnings(at) and not at.error
     raw = the_json()["models"][toy]
-    sigma, ratio, terms = vega_frames(at)
+    sigma, ratio, terms = toy_charts(at)
     labels = set(iddpm.VARIANCE_LABELS.values())
     assert set(sigma["series"]) == labels and set(terms["series"]) == labels
     learned = sigma[sigma["series"] == iddpm.VARIANCE_LABELS["learned"]]
@@ -80,7 +91,7 @@ def test_each_toy_renders_its_charts_table_and_samples(toy):
     lower = ratio[ratio["series"] == iddpm.VARIANCE_LABELS["beta_tilde"]]["value"]
     assert lower.min() < 0.7 and lower.max() <= 1.0 + 1e-9  # beta_tilde <= beta, far below it only near t = 0
     # the live samples: fixed beta_tilde and learned, 4 step counts each, with the JSON's SW beside them
-    rows = plotly_specs(at)
+    rows = toy_rows(at)
     assert len(rows) == 2
     for fig, v in zip(rows, ("beta_tilde", "learned"), strict=True):
         titles = panel_titles(fig)
@@ -116,13 +127,13 @@ def test_the_likelihood_table_matches_the_json_and_the_learned_bound_is_lowest(t
 def test_toy_seed_and_compared_variance_change_the_output_and_live_in_the_url():
     at = open_page()
     assert at.selectbox(key="improved_ddpm.toy").value == iddpm.DEFAULT_TOY
-    before = sample_points(plotly_specs(at)[1])[0]
+    before = sample_points(toy_rows(at)[1])[0]
     at.number_input(key="improved_ddpm.seed").set_value(7).run()
-    after = sample_points(plotly_specs(ok(at))[1])[0]
+    after = sample_points(toy_rows(ok(at))[1])[0]
     assert not np.allclose(before, after)
     assert any("(seed 7)" in c.value for c in at.caption)
     at.selectbox(key="improved_ddpm.compare").set_value("both").run()
-    rows = plotly_specs(ok(at))
+    rows = toy_rows(ok(at))
     assert [panel_titles(f)[0].split(" · ")[0] for f in rows] == [iddpm.VARIANCE_LABELS[v] for v in iddpm.VARIANCES]
     assert np.allclose(sample_points(rows[2])[0], after)  # the learned row is the same draw: cached, same seed
     at.selectbox(key="improved_ddpm.toy").set_value("two_moons").run()
@@ -134,7 +145,7 @@ def test_toy_seed_and_compared_variance_change_the_output_and_live_in_the_url():
     at = open_page({"toy": "swiss_roll", "seed": "3", "compare": "beta"})
     assert at.selectbox(key="improved_ddpm.toy").value == "swiss_roll"
     assert at.number_input(key="improved_ddpm.seed").value == 3
-    assert panel_titles(plotly_specs(at)[0])[0].startswith(iddpm.VARIANCE_LABELS["beta"])
+    assert panel_titles(toy_rows(at)[0])[0].startswith(iddpm.VARIANCE_LABELS["beta"])
     at = open_page({"toy": "checkerboard", "seed": "nan", "compare": "../etc"})
     assert at.selectbox(key="improved_ddpm.toy").value == iddpm.DEFAULT_TOY
     assert at.number_input(key="improved_ddpm.seed").value == 0
@@ -148,8 +159,8 @@ def test_a_missing_or_damaged_results_file_gives_a_message(monkeypatch, tmp_path
     at = open_page()
     assert len(warnings(at)) == 4 and all("is missing" in w and "benchmarks/improved_ddpm.py" in w
                                           for w in warnings(at))
-    assert not at.get("vega_lite_chart") and len(plotly_specs(at)) == 2  # the live samples are still drawn
-    assert all(" · SW " not in t for t in panel_titles(plotly_specs(at)[0]))
+    assert not toy_charts(at) and len(toy_rows(at)) == 2  # the live samples are still drawn
+    assert all(" · SW " not in t for t in panel_titles(toy_rows(at)[0]))
     path.write_text("{not json")
     at = open_page()
     assert warnings(at) and "not a readable JSON object" in warnings(at)[0]
@@ -167,7 +178,7 @@ def test_a_missing_or_damaged_results_file_gives_a_message(monkeypatch, tmp_path
 def test_a_model_that_cannot_be_loaded_leaves_the_benchmark_sections(monkeypatch, tmp_path):
     at = open_page(before=lambda: monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", tmp_path))
     assert at.error and "iddpm-eight_gaussians" in at.error[0].value
-    assert len(vega_frames(at)) == 3 and not plotly_specs(at)  # charts and tables from the file, no samples
+    assert len(toy_charts(at)) == 3 and not plotly_specs(at)  # charts and tables from the file, no samples
     assert any("No live samples" in i.value for i in at.info)
 
 
@@ -217,3 +228,56 @@ def test_the_mnist_comparison_shows_the_benchmarks_rows_or_says_what_is_missing(
     monkeypatch.setattr(iddpm, "MNIST_JSON", tmp_path / "bad.json")
     at = open_page()
     assert any("damaged" in w.value for w in at.warning)
+
+
+def mnist_file(path, terms: bool = True) -> None:
+    """The shipped MNIST results with made-up per-step terms (or none, as a file written before they were kept)."""
+    raw = json.loads((checkpoints.PRETRAINED_DIR.parent / "benchmarks" / "results" /
+                      "improved_ddpm_mnist.json").read_text())
+    for i, r in enumerate(raw["rows"]):
+        r.pop("terms", None)
+        if terms:
+            r["terms"] = {"t": [1, 2, 10, 100, 1000], "bits_per_dim": [0.5, 0.1 + i, 0.01, 0.001, 0.0]}
+    path.write_text(json.dumps(raw))
+
+
+def test_the_mnist_bound_per_step_is_drawn_from_the_file_or_its_absence_said(small_panels, monkeypatch, tmp_path):
+    monkeypatch.setattr(iddpm, "MNIST_JSON", tmp_path / "mnist.json")
+    mnist_file(tmp_path / "mnist.json")
+    at = open_page()
+    (terms,) = [df for df in vega_frames(at) if "step" in df.columns and "series" in df.columns
+                and df["series"].str.contains("mnist").all()]
+    assert set(terms["step"]) == {2, 10, 100}  # t = 1 is the decoder, and a zero term has no place on a log axis
+    assert terms[terms["step"] == 2]["value"].tolist() == [0.1 + i for i in range(5)]
+    assert set(terms["series"]) == {"ddpm-mnist · fixed β_t", "ddpm-mnist · fixed β̃_t", "iddpm-mnist · fixed β_t",
+                                    "iddpm-mnist · fixed β̃_t", "iddpm-mnist · learned Σ_θ"}
+    monkeypatch.setattr(iddpm, "MNIST_JSON", tmp_path / "no_terms.json")
+    mnist_file(tmp_path / "no_terms.json", terms=False)
+    at = open_page()
+    assert any("bound per step is not in this results file" in i.value for i in at.info)
+    raw = json.loads((tmp_path / "mnist.json").read_text())
+    raw["rows"][0]["terms"] = {"t": [1, 2], "bits_per_dim": [0.5]}
+    (tmp_path / "damaged.json").write_text(json.dumps(raw))  # a new name: read_json's cache keys on the mtime
+    with pytest.raises(iddpm.ResultsProblem, match="damaged .*terms.bits_per_dim: expected 2 finite numbers"):
+        iddpm.mnist_terms(tmp_path / "damaged.json")
+
+
+def mnist_mosaic(at: AppTest) -> dict:
+    """The few-step MNIST digits: the mosaic whose rows are titled by the three variances."""
+    labels = {iddpm.VARIANCE_LABELS[v] for v in iddpm.VARIANCES}
+    (fig,) = [f for f in plotly_specs(at) if labels <= set(panel_titles(f))]
+    return fig
+
+
+def test_the_mnist_digits_change_with_the_steps_and_share_their_noise(small_panels):
+    at = open_page({"mnist_steps": "10"})
+    before = json.dumps(mnist_mosaic(at)["data"][0]["z"])
+    rows = [iddpm.mnist_ancestral(v, 10, 0) for v in iddpm.VARIANCES]
+    assert all(r.shape == (10, 28, 28) and r.min() >= -1 and r.max() <= 1 for r in rows)
+    assert not np.allclose(rows[0], rows[1]) and not np.allclose(rows[1], rows[2])  # the variance alone differs
+    assert np.array_equal(iddpm.mnist_ancestral("learned", 10, 0), rows[2])  # the same noise for the same seed
+    at.select_slider(key="improved_ddpm.mnist_steps").set_value(50).run()
+    assert ok(at).query_params["mnist_steps"] == "50"
+    assert json.dumps(mnist_mosaic(at)["data"][0]["z"]) != before
+    with pytest.raises(ValueError, match="unknown variance"):
+        iddpm.mnist_ancestral("large", 10, 0)

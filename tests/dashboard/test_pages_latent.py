@@ -3,7 +3,7 @@ trip is the autoencoder's (and the 2-D one's), the latent drawn is its z; the pl
 2-D latent and a path of ldm2d-mnist from its seed; the grid is ldm-mnist's samples decoded, and the controls change it
 and live in the URL; the cost table is benchmarks/results/latent.json's (or says how to make it); a train job through
 the job runner returns weights that load (the page's Train button, and Stop keeping the autoencoder); missing models
-leave the rest; a warm view renders within its budget.
+leave the rest (render and control times: benchmarks/pages.py).
 Run: python -m pytest tests/dashboard/test_pages_latent.py -q"""
 
 from __future__ import annotations
