@@ -372,7 +372,7 @@ def mnist_terms_chart(df: pd.DataFrame, height: int = 320) -> alt.Chart:
     """The paper's fig. 2 on MNIST: each row's bound term L_{t-1} per step, bits per dimension, both axes log."""
     return alt.Chart(df, height=height).mark_line(strokeWidth=2).encode(
         x=alt.X("step:Q", title="step t (log scale)", scale=alt.Scale(type="log")),
-        y=alt.Y("value:Q", title="L_{t−1}, bits per dimension (log scale)", scale=alt.Scale(type="log")),
+        y=alt.Y("value:Q", title="L_{t−1}, bits/dim (log)", scale=alt.Scale(type="log")),
         color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom", columns=3)),
         strokeDash=alt.StrokeDash("series:N", legend=None),
         tooltip=[alt.Tooltip("series:N"), alt.Tooltip("step:Q", title="t"),
