@@ -798,8 +798,8 @@ def validate_sample(args: argparse.Namespace) -> Pretrained:
     if model_type == "noisy_classifier":
         raise UsageError(f"{args.model} is a noisy classifier: it guides a sampler (core.guidance."
                          "classifier_guidance, the Guidance page) and draws nothing itself")
-    images = _data_kind(p) == "mnist" or model_type in ("unet", "classifier")
-    if images:
+    args.digits = _data_kind(p) == "mnist" or model_type in ("unet", "classifier")
+    if args.digits:
         _validate_sample_images(args, p)
     else:
         if args.prompt is not None:
@@ -809,6 +809,8 @@ def validate_sample(args: argparse.Namespace) -> Pretrained:
             raise UsageError(f"{args.model} does not model 2D points")
         args.n = _default(args.n, 1000)
         args.out = _check_out(_default(args.out, "samples.csv"), ())
+        if args.out.suffix in (".png", ".npy"):
+            raise UsageError(f"--out {args.out}: {args.model} draws 2D points; they go to a CSV file (x,y)")
     diffusion = p.schedule is not None
     if is_flow(p.config):
         _check_options({"--eta": args.eta is not None, "--label": args.label is not None,
@@ -894,7 +896,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         options["eta"] = args.eta
     if args.variance is not None:
         options["variance"] = args.variance
-    if args.out.suffix in (".png", ".npy"):
+    if args.digits:
         return _sample_images(args, p, method, options)
     if args.label is not None:
         options.update(y=torch.full((args.n,), args.label, dtype=torch.long),

@@ -85,6 +85,7 @@ CLI_CASES = [
     (["sample", "clip-mnist"], 2, "is a CLIP: it embeds prompts and digits"),
     (["sample", "ldm-mnist", "--prompt", "seven"], 2, "--prompt: ldm-mnist reads no text; it takes --label"),
     (["sample", "ddpm-two_moons", "--prompt", "seven"], 2, "--prompt: ddpm-two_moons draws 2D points"),
+    (["sample", "ddpm-two_moons", "--out", "moons.png"], 2, "draws 2D points; they go to a CSV file"),
     (["sample", "ldm-text-mnist", "--prompt", "a purple seven"], 2, "unknown word 'purple': the vocabulary is: a,"),
     (["sample", "ldm-text-mnist", "--prompt", "seven", "--label", "7"], 2, "--label and --prompt: give one"),
     (["sample", "ldm-text-mnist", "--prompt", "", "--guidance", "3"], 2, "--guidance needs --label or --prompt"),
