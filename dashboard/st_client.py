@@ -198,7 +198,7 @@ def _initial_state(kind: str, p: Any) -> WidgetState | None:
     ws = WidgetState(id=p.id)
     if kind == "slider":
         if p.options:
-            ws.string_array_value.data[:] = list(p.raw_value) if p.set_value else [p.options[i] for i in p.default]
+            ws.string_array_value.data[:] = list(p.raw_value) if p.set_value else [p.options[int(i)] for i in p.default]
         else:
             ws.double_array_value.data[:] = list(p.value) if p.set_value else list(p.default)
     elif kind in ("selectbox", "radio"):
