@@ -18,13 +18,12 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from core.data.mnist import MNIST, load_mnist
 from core.editing import inpaint, repaint_path, sdedit, sdedit_steps
-from core.evaluate import classify
 from dashboard.ui import plots
+from dashboard.ui.digits import reading, test_digits
 from dashboard.ui.loaders import ROOT, ResultsProblem, finite_number, pretrained, results_json
 
-MODEL, CLASSIFIER = "ddpm-mnist", "classifier-mnist"
+MODEL = "ddpm-mnist"
 SOURCES: tuple[str, ...] = ("draw", "test", "erase")
 SOURCE_LABELS = {"draw": "draw a digit", "test": "a real test digit", "erase": "erase part of one"}
 GUIDES: tuple[str, ...] = ("none", *(str(d) for d in range(10)))
@@ -60,12 +59,6 @@ def canvas(mode: str, key: str, background: Image.Image | None = None) -> np.nda
                        background_image=background, height=CANVAS_PX, width=CANVAS_PX, drawing_mode=mode,
                        return_image_data=True, key=key)
     return result.image_data
-
-
-@st.cache_resource(max_entries=1, show_spinner="Reading the MNIST test digits (once per server)...")
-def test_digits() -> MNIST:
-    """core.data.mnist.load_mnist("test"), once per process."""
-    return load_mnist("test")
 
 
 def test_digit(index: int) -> tuple[np.ndarray, int]:
@@ -129,17 +122,6 @@ def guide_label(guide: str) -> str:
 def _guidance(guide: str, w: float) -> dict[str, Any]:
     """The keyword arguments of classifier-free guidance towards a digit (none: the unconditional model)."""
     return {} if guide == "none" else {"y": int(guide), "guidance_scale": float(w)}
-
-
-@torch.no_grad()
-def reading(images: torch.Tensor, judged: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The classifier's reading of images (N, 1, 28, 28) in [-1, 1]: (digit, its probability), or (None, None)
-    when the classifier cannot be loaded (``judged`` False)."""
-    if not judged:
-        return None, None
-    clf = pretrained(CLASSIFIER).model
-    pred, feats = classify(clf, images)
-    return pred.numpy(), clf.head(feats).softmax(1).max(1).values.numpy()
 
 
 def _sdedit(x: np.ndarray, t0: int, guide: str, w: float, seed: int, full_steps: int, keep: bool):

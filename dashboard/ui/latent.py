@@ -21,17 +21,16 @@ from safetensors.torch import load as load_safetensors
 
 from core import checkpoints
 from core.checkpoints import Pretrained
-from core.data.mnist import MNIST, load_mnist
-from core.evaluate import classify
 from core.samplers import sample
 from dashboard.jobs import latent as job_recipe
 from dashboard.jobs.runner import CANCELLED, DONE, Job
 from dashboard.ui import background, plots, sampling
+from dashboard.ui.digits import CLASSIFIER, grid_labels, reading, test_digits
 from dashboard.ui.loaders import ROOT, ResultsProblem, finite_number, pretrained, results_json
 
 AE, AE2D = "autoencoder-mnist", "autoencoder2d-mnist"
 LDM, LDM2D = "ldm-mnist", "ldm2d-mnist"
-PIXEL, CLASSIFIER = "ddpm-mnist", "classifier-mnist"
+PIXEL = "ddpm-mnist"
 AUTOENCODERS: tuple[str, ...] = (AE, AE2D)
 AUTOENCODER_LABELS = {AE: "4 × 7 × 7 latent (autoencoder-mnist)", AE2D: "2-number latent (autoencoder2d-mnist)"}
 N_ROUND_TRIP = 10  # held-out digits in the round-trip row
@@ -66,23 +65,6 @@ MODEL_LABELS = {PIXEL: "pixels (ddpm-mnist)", LDM: "latent (ldm-mnist)",
 
 
 # --- the data and the judge ----------------------------------------------------------------------------------------
-
-
-@st.cache_resource(max_entries=1, show_spinner="Reading the MNIST test digits (once per server)...")
-def test_digits() -> MNIST:
-    """core.data.mnist.load_mnist("test"), once per process."""
-    return load_mnist("test")
-
-
-@torch.no_grad()
-def judge(images: torch.Tensor, judged: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The project's classifier on images (N, 1, 28, 28) in [-1, 1]: (digit, its probability), or (None, None) when
-    it cannot be loaded (``judged`` False)."""
-    if not judged:
-        return None, None
-    clf = pretrained(CLASSIFIER).model
-    pred, feats = classify(clf, images)
-    return pred.numpy(), clf.head(feats).softmax(1).max(1).values.numpy()
 
 
 def classifier_accuracy(models: dict[str, Any]) -> float | None:
@@ -120,7 +102,7 @@ def round_trip(name: str, start: int, judged: bool = True) -> dict[str, Any]:
         z = ae.encode(x)
         recon = ae.decode(z)
     err = (recon - x).abs().clamp(max=ERROR_WHITE) / ERROR_WHITE  # white at ERROR_WHITE and above
-    pred, conf = judge(recon, judged)
+    pred, conf = reading(recon, judged)
     return {"images": plots.to_uint8(x.numpy()), "recon": plots.to_uint8(recon.numpy()),
             "error": np.round(err[:, 0].numpy() * 255).astype(np.uint8),
             "mse": (recon - x).pow(2).flatten(1).mean(1).numpy(), "labels": labels.numpy(), "pred": pred,
@@ -213,7 +195,7 @@ def plane_paths(digit: int, w: float, seed: int, judged: bool = True) -> dict[st
     with torch.no_grad():
         frames = p.autoencoder.decode(path[idx])
         ends = p.autoencoder.decode(traj.x0)
-    pred, _ = judge(ends, judged)
+    pred, _ = reading(ends, judged)
     return {"path": path.numpy(), "ends": traj.x0.numpy(), "frame_idx": idx, "frame_t": traj.state_timesteps()[idx],
             "frames": plots.to_uint8(frames.numpy()), "pred": pred,
             "read_as_digit": None if pred is None else int((pred == digit).sum())}
@@ -293,15 +275,6 @@ def resolve(token: str) -> Pretrained:
     return run.model
 
 
-def grid_labels(digit: str, n: int) -> torch.Tensor | None:
-    """The labels y of the grid: 0..9 repeating, one digit for all, or None (unconditional)."""
-    if digit == "any":
-        return None
-    if digit == "each":
-        return torch.arange(n) % 10
-    return torch.full((n,), int(digit))
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def generate(token: str, digit: str, w: float, method: str, steps: int, seed: int, judged: bool = True) -> dict:
     """N_GRID digits sampled in the latent (z_T ~ N(0, I) of the model's latent shape, from the seed) and decoded;
@@ -324,7 +297,7 @@ def generate(token: str, digit: str, w: float, method: str, steps: int, seed: in
         images = p.autoencoder.decode(z0)
     seconds = time.perf_counter() - t0
     diverged = int((~torch.isfinite(traj.x0).flatten(1).all(1) | (traj.x0.flatten(1).abs().amax(1) > 20)).sum())
-    pred, _ = judge(images, judged)
+    pred, _ = reading(images, judged)
     idx = traj.frame_indices(N_GIF)
     states = torch.cat([*zs, z0[:1]])  # the state at each visited t (the callback's x), then z_0
     preds = torch.cat([*z0s, z0[:1]])  # the sample is its own prediction
@@ -486,7 +459,7 @@ def run_from_result(result: dict[str, Any], label: str, settings: dict[str, Any]
     samples = result.get("samples")
     pred = None
     if samples is not None and judged:
-        pred, _ = judge(torch.from_numpy(samples.astype(np.float32) / 127.5 - 1.0)[:, None], judged)
+        pred, _ = reading(torch.from_numpy(samples.astype(np.float32) / 127.5 - 1.0)[:, None], judged)
     return LatentRun(label=label, settings=settings, message=result.get("message", ""),
                      stopped=result.get("stopped", False), seconds=float(result.get("seconds", 0.0)),
                      stages=result.get("stages", {}),
@@ -530,7 +503,7 @@ def pretrained_samples(seed: int, per_digit: int, w: float, steps: int, judged: 
         z = sample(p.model, p.schedule, z_T, method="ddim", steps=steps, y=labels, guidance_scale=w,
                    keep_trajectory=False).x0
         images = p.autoencoder.decode(z)
-    pred, _ = judge(images, judged)
+    pred, _ = reading(images, judged)
     return {"images": plots.to_uint8(images.numpy()), "labels": labels.numpy(), "pred": pred}
 
 

@@ -34,15 +34,14 @@ from core.data.captions import (
     prompt_words,
     tokenize,
 )
-from core.evaluate import classify
 from core.guidance import RowwiseGuidance
 from core.samplers import METHODS, sample
 from dashboard.ui import plots
-from dashboard.ui.edit_digit import test_digits
+from dashboard.ui.digits import reading, test_digits
 from dashboard.ui.loaders import ResultsProblem, finite_number, manifest_models, pretrained, results_json
 from dashboard.ui.sampling import StepRange
 
-MODEL, CLIP_MODEL, CLASSIFIER = "ldm-text-mnist", "clip-mnist", "classifier-mnist"
+MODEL, CLIP_MODEL = "ldm-text-mnist", "clip-mnist"
 BENCH_JSON = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "text_to_image.json"  # read at call
 # time: tests point it away
 BENCH_COMMAND = "python benchmarks/text_to_image.py --json benchmarks/results/text_to_image.json"
@@ -197,17 +196,6 @@ def replaced(words: list[str], i: int, v: str) -> str:
 # --- the model ------------------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def judge(images: torch.Tensor, judged: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The project's classifier on images (N, 1, 28, 28) in [-1, 1]: (digit, its probability), or (None, None) when
-    it cannot be loaded (``judged`` False)."""
-    if not judged:
-        return None, None
-    clf = pretrained(CLASSIFIER).model
-    pred, feats = classify(clf, images)
-    return pred.numpy(), clf.head(feats).softmax(1).max(1).values.numpy()
-
-
 def thresholds() -> AttributeThresholds:
     """The attribute thresholds the captions of the model's training digits were made with."""
     return AttributeThresholds.from_dict(pretrained(MODEL).config["captions"]["thresholds"])
@@ -273,7 +261,7 @@ def generate(prompt: str, w: float, method: str, steps: int, seed: int, judged: 
     with torch.no_grad():
         images = p.autoencoder.decode(z0).clamp(-1, 1)
     seconds = time.perf_counter() - t0
-    pred, conf = judge(images, judged)
+    pred, conf = reading(images, judged)
     digits = (np.full(n, said.digit) if said.digit is not None else pred if pred is not None
               else np.zeros(n, dtype=np.int64))
     idx = traj.frame_indices(N_FRAMES)
@@ -428,7 +416,7 @@ def sweep(texts: tuple[str, ...], digit: int, attribute: str, judged: bool = Tru
         images = p.autoencoder.decode(torch.nan_to_num(traj.x0).clamp(-50, 50)).clamp(-1, 1)
     seconds = time.perf_counter() - t0
     values = measured(images, np.full(len(images), digit))[MEASURES[attribute]].reshape(len(cells), SWEEP_N)
-    pred, _ = judge(images, judged)
+    pred, _ = reading(images, judged)
     read = None if pred is None else (pred.reshape(len(cells), SWEEP_N) == digit).mean(1)
     rows = []
     for c, (text, s) in enumerate(cells):

@@ -15,7 +15,7 @@ import torch
 from core.data.mnist import load_mnist
 from core.data.toy2d import MIXTURE_TOYS
 from core.diffusion import loss_simple
-from core.evaluate import classify, evaluate_2d, evaluate_mnist, parameter_counts, sample_2d, sample_images
+from core.evaluate import evaluate_2d, evaluate_mnist, parameter_counts, sample_2d, sample_images
 from core.interpolate import slerp
 from core.models.gan import GAN, discriminator_map
 from core.models.vae import VAE
@@ -23,6 +23,7 @@ from core.samplers import sample
 from dashboard.jobs import race as race_job
 from dashboard.jobs.runner import ACTIVE, RUNNING
 from dashboard.ui import background, baselines, exports, plots
+from dashboard.ui.digits import CLASSIFIER, probabilities
 from dashboard.ui.fmt import toy_label
 from dashboard.ui.header import page_header, show_code
 from dashboard.ui.loaders import (
@@ -35,7 +36,6 @@ from dashboard.ui.loaders import (
 )
 from dashboard.ui.widgets import UrlWidgets
 
-CLASSIFIER = "classifier-mnist"
 N_DIGITS = 20  # per family in the MNIST sample grids
 N_PAIRS, N_PATH = 6, 33  # 2D interpolation: pairs of endpoints, points along each path
 N_INTERP_DIGITS = 9  # MNIST interpolation: images per row
@@ -130,7 +130,7 @@ def digits(name: str, n: int, seed: int, steps: int, judged: bool = True) -> tup
     """n unconditional digits (uint8) and the project classifier's reading of each (core.evaluate); None for the
     readings when the classifier cannot be loaded (``judged`` False)."""
     x = sample_images(pretrained(name), n, label=None, seed=seed, method="ddim", steps=steps or None)
-    pred = classify(pretrained(CLASSIFIER).model, x)[0].numpy() if judged else None
+    pred, _ = probabilities(x, judged)
     return plots.to_uint8(x.numpy()), pred
 
 

@@ -11,8 +11,8 @@ import streamlit as st
 
 from core.data.sketch import sketch_to_digit
 from core.editing import inpaint, repaint_path, sdedit
+from dashboard.ui import digits, plots
 from dashboard.ui import edit_digit as ed
-from dashboard.ui import plots
 from dashboard.ui.header import page_header
 from dashboard.ui.loaders import ResultsProblem, broken_model_notice, pretrained, pretrained_problem
 from dashboard.ui.widgets import UrlWidgets
@@ -43,10 +43,10 @@ page_header(
 )
 
 ui = UrlWidgets("edit_digit")
-model_problem, judge_problem = pretrained_problem(ed.MODEL), pretrained_problem(ed.CLASSIFIER)
+model_problem, judge_problem = pretrained_problem(ed.MODEL), pretrained_problem(digits.CLASSIFIER)
 judged = judge_problem is None
 if judge_problem:
-    broken_model_notice(ed.CLASSIFIER, judge_problem, "The edits are shown without the classifier's reading.")
+    broken_model_notice(digits.CLASSIFIER, judge_problem, "The edits are shown without the classifier's reading.")
 T = pretrained(ed.MODEL).schedule.T if model_problem is None else 1000
 
 
@@ -69,7 +69,7 @@ def choose_input() -> np.ndarray | None:
                 "choose a real test digit as the input.", icon=":material/draw:")
         return None
     with c[1]:
-        index = ui.number("Test digit #", "index", 0, len(ed.test_digits()) - 1, 0,
+        index = ui.number("Test digit #", "index", 0, len(digits.test_digits()) - 1, 0,
                           help="Which of the MNIST test digits (the model never saw them in training).")
     x, label = ed.test_digit(index)
     if source == "erase":

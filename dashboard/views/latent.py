@@ -15,7 +15,7 @@ from core.samplers import METHODS
 from core.train_latent import train_ldm
 from dashboard.jobs import latent as job_recipe
 from dashboard.jobs.runner import ACTIVE, RUNNING
-from dashboard.ui import background, exports, plots, sampling
+from dashboard.ui import background, digits, exports, plots, sampling
 from dashboard.ui import latent as ul
 from dashboard.ui.header import page_header, show_code
 from dashboard.ui.loaders import (
@@ -58,11 +58,11 @@ page_header(
     code=[Autoencoder.encode, Autoencoder.decode, train_ldm],
 )
 
-problems = {name: pretrained_problem(name) for name in (ul.AE, ul.AE2D, ul.LDM, ul.LDM2D, ul.CLASSIFIER)}
-judged = problems[ul.CLASSIFIER] is None
+problems = {name: pretrained_problem(name) for name in (ul.AE, ul.AE2D, ul.LDM, ul.LDM2D, digits.CLASSIFIER)}
+judged = problems[digits.CLASSIFIER] is None
 if not judged:
-    broken_model_notice(ul.CLASSIFIER, problems[ul.CLASSIFIER], "The digits are shown without the classifier's "
-                                                                "reading.")
+    broken_model_notice(digits.CLASSIFIER, problems[digits.CLASSIFIER],
+                        "The digits are shown without the classifier's reading.")
 run = ul.adopt_run(judged)  # first: a job that has just finished becomes the session's model
 ui = UrlWidgets("latent")
 
@@ -73,7 +73,7 @@ c = st.columns([3, 2, 5], vertical_alignment="bottom")
 with c[0]:
     ae_name = ui.selectbox("Autoencoder", "ae", ul.AUTOENCODERS, ul.AE, format_func=ul.AUTOENCODER_LABELS.get)
 with c[1]:
-    start = ui.number("Test digits from #", "start", 0, len(ul.test_digits()) - ul.N_ROUND_TRIP, 0,
+    start = ui.number("Test digits from #", "start", 0, len(digits.test_digits()) - ul.N_ROUND_TRIP, 0,
                       help=f"The first of {ul.N_ROUND_TRIP} held-out digits (the autoencoder never saw them).")
 if problems[ae_name]:
     broken_model_notice(ae_name, problems[ae_name], "The round trip needs it; the rest of the page does not.")
@@ -117,7 +117,7 @@ else:
                   f"is {ev['latent_std']:.2f} (the scale factor aims at 1). " if ev is not None else
                   f"No evaluation of {ae_name} on all held-out digits in pretrained/manifest.json yet: "
                   f"`{ul.evaluate_command(ae_name)}` adds it. ")
-               + f"Data: {ul.test_digits().source}.")
+               + f"Data: {digits.test_digits().source}.")
     if rt["z"].ndim == 4:
         st.markdown("**The latent z of each digit**, its four 7 × 7 channels (one column per digit, the same colour "
                     "scale for all; blue negative, red positive). The channels keep the digit's layout: the latent "

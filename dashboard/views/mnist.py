@@ -13,13 +13,13 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core.data.mnist import load_mnist
 from core.diffusion import forward_chain
-from core.evaluate import classify, evaluate_mnist
+from core.evaluate import evaluate_mnist
 from core.guidance import RowwiseGuidance, classifier_free_guidance
 from core.models.unet import UNet
 from core.samplers import METHODS, sample
 from dashboard.ui import exports, plots, sampling
+from dashboard.ui.digits import CLASSIFIER, grid_labels, probabilities, test_digits
 from dashboard.ui.header import page_header
 from dashboard.ui.loaders import (
     ROOT,
@@ -32,7 +32,7 @@ from dashboard.ui.loaders import (
 )
 from dashboard.ui.widgets import UrlWidgets
 
-MODEL, CLASSIFIER = "ddpm-mnist", "classifier-mnist"
+MODEL = "ddpm-mnist"
 DIGITS = ("each", "any", *(str(d) for d in range(10)))
 DIGIT_LABELS = {"each": "0–9 (one of each)", "any": "any (unconditional)"}
 COLS = 10  # digits per row of the grid
@@ -96,26 +96,6 @@ with c[5]:
     seed = ui.number("Seed", "seed", 0, 9999, 0, help="x_T and the sampler's noise both come from the seed.")
 
 
-def grid_labels(digit: str, n: int) -> torch.Tensor | None:
-    """The labels y of the grid: 0..9 repeating, one digit for all, or None (unconditional)."""
-    if digit == "any":
-        return None
-    if digit == "each":
-        return torch.arange(n) % 10
-    return torch.full((n,), int(digit))
-
-
-@torch.no_grad()
-def judge(images: torch.Tensor, judged: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The project's classifier on images in [-1, 1]: (predicted digit, class probabilities); (None, None) when
-    the classifier cannot be loaded (``judged`` False)."""
-    if not judged:
-        return None, None
-    clf = pretrained(CLASSIFIER).model
-    pred, feats = classify(clf, images)
-    return pred.numpy(), clf.head(feats).softmax(1).numpy()
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def generate(digit: str, w: float, method: str, steps: int, n: int, seed: int, judged: bool = True) -> dict:
     """n digits from x_T ~ N(0, I) (seed) with ``method``; the first N_ANIM digits' x_t and x0 prediction at up to
@@ -138,7 +118,7 @@ def generate(digit: str, w: float, method: str, steps: int, n: int, seed: int, j
     x0 = traj.x0
     diverged = int((~torch.isfinite(x0).flatten(1).all(1) | (x0.flatten(1).abs().amax(1) > 3)).sum())
     images = torch.nan_to_num(x0, nan=0.0).clamp(-1, 1)
-    pred, _ = judge(images, judged)
+    pred, _ = probabilities(images, judged)
     idx = traj.frame_indices(N_FRAMES)
     anim_x = torch.stack([*xs, images[:N_ANIM]])[idx]
     anim_x0 = torch.stack([*x0s, images[:N_ANIM]])[idx]  # the sample is its own "prediction"
@@ -163,19 +143,13 @@ def guidance_sweep(label: int, seed: int, judged: bool = True) -> dict:
     traj = sample(RowwiseGuidance(p.model, w), p.schedule, x_T, method="ddim", steps=SWEEP_STEPS, y=y,
                   keep_trajectory=False)
     images = torch.nan_to_num(traj.x0, nan=0.0).clamp(-1, 1)
-    pred, probs = judge(images, judged)
+    pred, probs = probabilities(images, judged)
     fidelity = None if probs is None else probs[:, label].reshape(SWEEP_ROWS, k).mean(0)
     x = images.reshape(SWEEP_ROWS, k, -1).transpose(0, 1)  # (w, rows, pixels)
     pairs = [(i, j) for i in range(SWEEP_ROWS) for j in range(i + 1, SWEEP_ROWS)]
     diversity = [float(np.mean([((x[c, i] - x[c, j]) ** 2).mean().sqrt().item() for i, j in pairs]))
                  for c in range(k)]
     return {"images": plots.to_uint8(images), "pred": pred, "fidelity": fidelity, "diversity": np.array(diversity)}
-
-
-@st.cache_resource(max_entries=1, show_spinner="Reading the MNIST test digits (once per server)...")
-def test_digits():
-    """core.data.mnist.load_mnist("test"), once per process."""
-    return load_mnist("test")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

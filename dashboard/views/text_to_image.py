@@ -13,7 +13,7 @@ import streamlit as st
 from core.data.captions import MAX_PROMPT_CHARS, MAX_PROMPT_WORDS, NUMERALS, VOCABULARY, parse_prompt
 from core.models.text import TextConditioned, contrastive_loss
 from core.models.unet import CrossAttention
-from dashboard.ui import exports, plots, sampling
+from dashboard.ui import digits, exports, plots, sampling
 from dashboard.ui import text_to_image as t2i
 from dashboard.ui.header import page_header
 from dashboard.ui.loaders import ResultsProblem, broken_model_notice, pretrained_problem
@@ -50,11 +50,11 @@ page_header(
 )
 
 ui = UrlWidgets("text_to_image")
-problems = {name: pretrained_problem(name) for name in (t2i.MODEL, t2i.CLIP_MODEL, t2i.CLASSIFIER)}
-judged = problems[t2i.CLASSIFIER] is None
+problems = {name: pretrained_problem(name) for name in (t2i.MODEL, t2i.CLIP_MODEL, digits.CLASSIFIER)}
+judged = problems[digits.CLASSIFIER] is None
 if not judged:
-    broken_model_notice(t2i.CLASSIFIER, problems[t2i.CLASSIFIER], "The samples are shown without the classifier's "
-                                                                  "reading.")
+    broken_model_notice(digits.CLASSIFIER, problems[digits.CLASSIFIER],
+                        "The samples are shown without the classifier's reading.")
 model_ok = problems[t2i.MODEL] is None
 
 

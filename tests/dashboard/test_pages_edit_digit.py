@@ -18,8 +18,8 @@ from streamlit.testing.v1 import AppTest
 from core import checkpoints
 from core.data.mnist import load_mnist
 from core.data.sketch import sketch_to_digit
+from dashboard.ui import digits, plots
 from dashboard.ui import edit_digit as ed
-from dashboard.ui import plots
 from tests.core.test_sketch import canvas_of
 from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs, vega_frames
 
@@ -236,14 +236,14 @@ def test_a_model_that_cannot_be_loaded_leaves_the_rest(monkeypatch, small, tmp_p
     bench_file(small)
     query = {**CHEAP, "source": "test"}
     at = open_page(query, before=lambda: monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", tmp_path))
-    assert len(at.error) == 2 and ed.CLASSIFIER in at.error[0].value and ed.MODEL in at.error[1].value
+    assert len(at.error) == 2 and digits.CLASSIFIER in at.error[0].value and ed.MODEL in at.error[1].value
     assert not plotly_specs(at) and len(at.dataframe) == 1  # no edits; the benchmark's table stays
     some = tmp_path / "some"  # only the classifier missing: the edits come without its reading
     some.mkdir()
     for f in (f"{ed.MODEL}.json", f"{ed.MODEL}.safetensors", "manifest.json"):
         shutil.copy(SHIPPED / f, some / f)
     at = open_page(query, before=lambda: monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", some))
-    assert len(at.error) == 1 and ed.CLASSIFIER in at.error[0].value
+    assert len(at.error) == 1 and digits.CLASSIFIER in at.error[0].value
     figs = figures(at)
     assert not captions(figs["pair"]) and all("reads" not in c for c in captions(figs["strip"]))
     assert [m.label for m in at.metric] == ["L2 to the input", "DDIM steps"]

@@ -24,7 +24,7 @@ from core.data.mnist import load_mnist
 from core.samplers import sample
 from dashboard.jobs import latent as job_recipe
 from dashboard.jobs.runner import ACTIVE, DONE, RUNNING
-from dashboard.ui import background, plots
+from dashboard.ui import background, digits, plots
 from dashboard.ui import latent as ul
 from tests.dashboard.apptest_helpers import APP, ok, run_until
 
@@ -381,7 +381,7 @@ def test_missing_or_damaged_models_leave_the_rest(monkeypatch, bench, tmp_path):
     bench.write_text(json.dumps(BENCH))
     some = tmp_path / "some"  # the latent model without its autoencoder, the 2-D pair missing
     some.mkdir()
-    for name in (ul.LDM, ul.CLASSIFIER):
+    for name in (ul.LDM, digits.CLASSIFIER):
         for ext in (".json", ".safetensors"):
             shutil.copy(SHIPPED / f"{name}{ext}", some / f"{name}{ext}")
     shutil.copy(SHIPPED / "manifest.json", some / "manifest.json")
@@ -393,10 +393,10 @@ def test_missing_or_damaged_models_leave_the_rest(monkeypatch, bench, tmp_path):
     assert len(at.dataframe) == 1 and at.button(key="latent.go").disabled is False  # the table and training stay
     damaged = tmp_path / "damaged"  # every model there, the classifier's weights cut short
     shutil.copytree(SHIPPED, damaged)
-    raw = (damaged / f"{ul.CLASSIFIER}.safetensors").read_bytes()
-    (damaged / f"{ul.CLASSIFIER}.safetensors").write_bytes(raw[:1000])
+    raw = (damaged / f"{digits.CLASSIFIER}.safetensors").read_bytes()
+    (damaged / f"{digits.CLASSIFIER}.safetensors").write_bytes(raw[:1000])
     at = open_page(before=lambda: monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", damaged))
-    assert len(at.error) == 1 and ul.CLASSIFIER in at.error[0].value
+    assert len(at.error) == 1 and digits.CLASSIFIER in at.error[0].value
     assert figure(at, "latent_grid") is not None and not captions(figure(at, "latent_grid"))
     assert captions(figure(at, "latent_round_trip"))[10:20] == [""] * 10  # no readings of the reconstructions
     assert ul.evaluation({}, ul.AE) is None and ul.evaluation({ul.AE: {"metrics": {"n": "many"}}}, ul.AE) is None

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import checkpoints
 from core.data.captions import VOCABULARY
-from dashboard.ui import plots
+from dashboard.ui import digits, plots
 from dashboard.ui import text_to_image as t2i
 from tests.dashboard.apptest_helpers import APP, ok, plotly_specs, vega_frames
 
@@ -187,5 +187,5 @@ def test_models_that_cannot_be_loaded_leave_clip_s_picture(monkeypatch, tmp_path
         shutil.copy(SHIPPED / f, tmp_path / f)
     at = open_page(before=lambda: monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", tmp_path))
     errors = [e.value for e in at.error]
-    assert len(errors) == 2 and t2i.CLASSIFIER in errors[0] and t2i.MODEL in errors[1]
+    assert len(errors) == 2 and digits.CLASSIFIER in errors[0] and t2i.MODEL in errors[1]
     assert list(figures(at)) == ["space"] and [s.value for s in at.subheader] == SECTIONS
