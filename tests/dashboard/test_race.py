@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -109,7 +110,16 @@ def test_progress_accumulates_every_loss_once_with_each_familys_offset(full):
                                                          for s in r["snapshots"]]
 
 
-def test_stop_during_the_gan_keeps_its_weights_and_skips_the_vae():
+def test_stop_during_the_gan_keeps_its_weights_and_skips_the_vae(monkeypatch):
+    # steps, not seconds, end the DDPM here (a 60 s budget no family reaches): on a loaded machine a 0.5 s budget
+    # could end the GAN before its 15th step, and the race would go on to the VAE
+    recipe = race_job.race_recipe
+
+    def forty_steps(family, budget_s, seed, r1_gamma=0.0):
+        cfg, options = recipe(family, budget_s, seed, r1_gamma)
+        return replace(cfg, steps=40, time_budget_s=60.0), options
+
+    monkeypatch.setattr(race_job, "race_recipe", forty_steps)
     rec = Recorder()
     calls = {"gan": 0}  # should_stop() is polled once a step: stop at the GAN's 15th step
 
@@ -129,7 +139,7 @@ def test_stop_during_the_gan_keeps_its_weights_and_skips_the_vae():
     model.load_state_dict(load_safetensors(gan["weights"]))
     x = model.sample(10, generator=torch.Generator().manual_seed(0))
     assert x.shape == (10, 2) and torch.isfinite(x).all()
-    assert result["runs"]["ddpm"]["stop_reason"] in ("time", "steps")
+    assert result["runs"]["ddpm"]["stop_reason"] == "steps" and result["runs"]["ddpm"]["steps"] == 40
 
 
 def test_cancel_returns_at_once_without_weights():
