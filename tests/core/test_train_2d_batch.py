@@ -93,7 +93,7 @@ def test_the_time_budget_counts_each_jobs_share():
     cfg = replace(SHORT, steps=100_000, time_budget_s=0.2)
     out = train_ddpm_2d_batch([BatchJob("two_moons", 0), BatchJob("two_moons", 1)], SCHEDULE, cfg)
     for result, _ in out:
-        assert result.stop_reason == "time" and 0.2 <= result.seconds < 0.5
+        assert result.stop_reason == "time" and 0.2 <= result.seconds < 1.5
         assert "time budget of 0.2 s" in result.message
 
 
