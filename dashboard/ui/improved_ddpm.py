@@ -19,8 +19,9 @@ import torch
 
 from core.evaluate import sample_images
 from core.samplers import sample
+from core.schedules import BETA_MAX
 from dashboard.ui.fmt import toy_label
-from dashboard.ui.loaders import ROOT, gaussian_noise, pretrained, read_json
+from dashboard.ui.loaders import ROOT, gaussian_noise, manifest_models, pretrained, read_json
 
 RESULTS_JSON = ROOT / "benchmarks" / "results" / "improved_ddpm.json"  # read at call time: tests point it elsewhere
 BENCHMARK_COMMAND = "python benchmarks/improved_ddpm.py --json benchmarks/results/improved_ddpm.json"
@@ -366,6 +367,42 @@ def mnist_terms(path: Path | None = None) -> pd.DataFrame | None:
         frames.append(pd.DataFrame({"step": t[keep].astype(int), "value": value[keep],
                                     "series": f"{r['model']} · {VARIANCE_LABELS[r['variance']]}"}))
     return pd.concat(frames, ignore_index=True)
+
+
+def mnist_last_step_note(path: Path | None = None) -> str | None:
+    """What the bound's last term says, from the MNIST rows' terms: at t = T the cosine schedule's beta_T is clipped
+    at BETA_MAX, so the reverse mean multiplies the error of eps-hat by beta_T / sqrt(alpha_T) (~32) and beta_T ~
+    beta-tilde_T: L_{T-1} is the network's error on pure noise, the same under every variance. Each model's value,
+    its share of the gap between the two models' best bounds, and how each was trained (the manifest). None when
+    the file has no terms or its rows end at different steps."""
+    path = MNIST_JSON if path is None else path
+    if mnist_terms(path) is None:  # also checks the file
+        return None
+    rows = read_json(path)["rows"]
+    last = pd.DataFrame({"model": [str(r["model"]) for r in rows], "t": [r["terms"]["t"][-1] for r in rows],
+                         "value": [float(r["terms"]["bits_per_dim"][-1]) for r in rows],
+                         "bound": [float(r["bits_per_dim"]) for r in rows]})
+    if last["t"].nunique() != 1:
+        return None
+    by_model = last.groupby("model", sort=False).agg(lo=("value", "min"), hi=("value", "max"), best=("bound", "min"))
+    values = ", ".join(f"**{m}** {r.lo:.2f}" + (f"–{r.hi:.2f}" if r.hi - r.lo >= 0.005 else "")
+                       for m, r in by_model.iterrows())
+    note = (f"The last point, t = {int(last['t'].iloc[0])}, stands apart: there β_T is clipped at {BETA_MAX}, so the "
+            f"reverse mean multiplies the error of ε̂ by β_T/√α_T ≈ {BETA_MAX / math.sqrt(1 - BETA_MAX):.0f}, and "
+            f"β_T and β̃_T agree, so every variance pays the same: {values} bits/dim, the network's error on pure "
+            "noise, which no Σ between β̃_T and β_T can lower.")
+    if len(by_model) == 2:
+        (a, ra), (b, rb) = sorted(by_model.iterrows(), key=lambda item: item[1].best)
+        if rb.best > ra.best and rb.lo > ra.hi:
+            share = (rb.lo - ra.hi) / (rb.best - ra.best)
+            note += (f" It is {share:.0%} of the gap between {b}'s best bound ({rb.best:.2f}) and {a}'s "
+                     f"({ra.best:.2f}); compare the variances within one model.")
+    trained = [f"{m} {rec['steps']:,} steps in {rec['seconds'] / 60:.0f} min ({rec['hardware']})"
+               for m in by_model.index if isinstance(rec := manifest_models().get(m), dict)
+               and {"steps", "seconds", "hardware"} <= set(rec)]
+    if trained:
+        note += " Trained: " + "; ".join(trained) + "."
+    return note
 
 
 def mnist_terms_chart(df: pd.DataFrame, height: int = 320) -> alt.Chart:

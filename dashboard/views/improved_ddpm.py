@@ -209,6 +209,9 @@ else:
                     "toys, the fixed variances pay most in the first steps near $t = 0$, where β_t and β̃_t are "
                     "furthest apart.")
         st.altair_chart(iddpm.mnist_terms_chart(mnist_terms), width="stretch", key="iddpm_mnist_terms")
+        last_step = iddpm.mnist_last_step_note()
+        if last_step:
+            st.caption(last_step)
 
 st.markdown("**Few-step samples.** The ten digits of **iddpm-mnist** on a respaced ancestral chain, one row per "
             "variance, every row from the same noise: with few steps fixed β_t leaves the digits noisy and fixed "

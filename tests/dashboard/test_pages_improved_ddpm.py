@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import checkpoints
 from dashboard.ui import improved_ddpm as iddpm
+from dashboard.ui.loaders import manifest_models
 from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs, vega_frames
 from tests.dashboard.test_pages_sampling import xy
 
@@ -260,6 +261,27 @@ def test_the_mnist_bound_per_step_is_drawn_from_the_file_or_its_absence_said(sma
     (tmp_path / "damaged.json").write_text(json.dumps(raw))  # a new name: read_json's cache keys on the mtime
     with pytest.raises(iddpm.ResultsProblem, match="damaged .*terms.bits_per_dim: expected 2 finite numbers"):
         iddpm.mnist_terms(tmp_path / "damaged.json")
+
+
+def test_the_mnist_last_step_note_is_computed_from_the_file(small_panels, monkeypatch, tmp_path):
+    rows = json.loads(iddpm.MNIST_JSON.read_text())["rows"]
+    last = {r["model"]: r["terms"]["bits_per_dim"][-1] for r in rows}  # the same under every variance
+    best = {m: min(r["bits_per_dim"] for r in rows if r["model"] == m) for m in last}
+    at = open_page()
+    (note,) = [c.value for c in at.caption if "stands apart" in c.value]
+    assert all(f"**{m}** {v:.2f} " in note or f"**{m}** {v:.2f}," in note for m, v in last.items())
+    share = (last["iddpm-mnist"] - last["ddpm-mnist"]) / (best["iddpm-mnist"] - best["ddpm-mnist"])
+    assert f"It is {share:.0%} of the gap" in note and "≈ 32" in note  # 0.999 / sqrt(0.001)
+    assert f"ddpm-mnist {manifest_models()['ddpm-mnist']['steps']:,} steps" in note  # the manifest's record
+    mnist_file(tmp_path / "no_terms.json", terms=False)
+    assert iddpm.mnist_last_step_note(tmp_path / "no_terms.json") is None
+    raw = json.loads(iddpm.MNIST_JSON.read_text())
+    raw["rows"][0]["terms"] = {"t": [1, 2, 500], "bits_per_dim": [0.5, 0.1, 0.01]}  # ends before the others
+    (tmp_path / "uneven.json").write_text(json.dumps(raw))
+    assert iddpm.mnist_last_step_note(tmp_path / "uneven.json") is None
+    mnist_file(tmp_path / "made_up.json")  # every row's last term 0: no share of a gap to give
+    note = iddpm.mnist_last_step_note(tmp_path / "made_up.json")
+    assert "**ddpm-mnist** 0.00, **iddpm-mnist** 0.00 bits/dim" in note and "of the gap" not in note
 
 
 def mnist_mosaic(at: AppTest) -> dict:
