@@ -29,6 +29,10 @@ largest sum of VmRSS over the tree seen in one sample (VmHWM summed per process 
 is utime + stime (+ the cutime/cstime of children already reaped) of the tree, from the first client to
 the end of the run; start-up (import, cache warming, worker start) is shown apart.
 
+Before the class (``--no-reference`` skips it) one Train job runs alone in a fresh process with one torch thread,
+through the worker's recipe: the unit of the trainers' times on this host today, printed with what first come
+first served makes of it at best (N equal jobs on W workers: job i finishes after i // W + 1 job-times).
+
 ``--browser-check K`` runs instead a small real-browser cross-check: K Chromium contexts (Debian's
 /usr/bin/chromium through Playwright, see shared/STACK-NOTES.md) open the Train page, press Train and wait
 for "Your model". ``--app-root DIR`` serves another copy of the repository (e.g. an older commit from
@@ -571,6 +575,40 @@ class Class:
 # --- the report --------------------------------------------------------------------------------------------------
 
 
+REFERENCE_JOB = """
+import json, sys, time, torch
+torch.set_num_threads(1)
+from core.schedules import make_schedule
+from core.train_2d import DEFAULT_2D_TRAIN, DEFAULT_MLP
+from dashboard.jobs.recipes import train_2d, warm_up
+from dashboard.ui import train as live
+warm_up()
+spec = live.job_spec("eight_gaussians", {"kind": "toy", "name": "eight_gaussians"}, make_schedule("cosine", 1000),
+                     live.default_config(int(sys.argv[1]) or DEFAULT_2D_TRAIN.steps, 3600, 0), dict(DEFAULT_MLP), {})
+t0, c0 = time.perf_counter(), time.process_time()
+out = train_2d(spec, lambda kind, payload: None, lambda: False)
+print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                  "train_s": out["train_seconds"], "steps": out["steps_done"]}))
+"""
+
+
+def reference_job(app_root: Path, steps: int) -> dict[str, float]:
+    """One Train-page job (the page's default data, schedule and network; ``steps`` steps) alone on this host, in a
+    fresh process with one torch thread as a worker has, through the worker's own recipe: the unit that the class's
+    times are made of, measured just before the class (this host's speed varies from run to run). ``steps`` 0:
+    the page's default."""
+    done = subprocess.run([sys.executable, "-c", REFERENCE_JOB, str(steps)], cwd=app_root, capture_output=True,
+                          text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def queue_bound(n: int, workers: int) -> tuple[float, int]:
+    """n equal jobs on ``workers`` workers, first come first served, all submitted at once: the median and the
+    largest finishing time, in job-times (job i finishes after i // workers + 1 of them)."""
+    finish = [i // workers + 1 for i in range(n)]
+    return statistics.median(finish), max(finish)
+
+
 def report(cls: Class, server: dict[str, Any], lag: LoopLag, meta: dict[str, Any]) -> dict[str, Any]:
     args = cls.args
     first = [v.seconds for v in cls.visits if v.first and v.page == "home" and not v.error]
@@ -625,6 +663,15 @@ def print_report(r: dict[str, Any]) -> None:
               f"{s['complete']} of {s['n']} did all their steps")
         print("  (queued / running: click -> first queue notice / first progress; train s: as the page reports "
               "it; page s: click -> the page's last run done)")
+        ref = r.get("reference")
+        if ref:
+            workers = m["workers"] or m["cpus"]
+            med, last = queue_bound(s["n"], workers)
+            print(f"one job alone on this host just before the class (one torch thread): {ref['seconds']:.1f} s "
+                  f"(training {ref['train_s']:.1f} s, {1e3 * ref['train_s'] / max(ref['steps'], 1):.1f} ms/step); "
+                  f"{s['n']} such jobs on {workers} workers, first come first served, finish at best at a median of "
+                  f"{med:g} x {ref['seconds']:.1f} = {med * ref['seconds']:.1f} s and the last at {last} x = "
+                  f"{last * ref['seconds']:.1f} s")
     print()
     print(f"first page (arrival): {fmt_dist(r['first_page'])}")
     print(f"browsing, all visits: {fmt_dist(r['browsing'])}")
@@ -801,6 +848,8 @@ def main() -> None:
     ap.add_argument("--browser-check", type=int, default=0, metavar="K",
                     help="instead: K real Chromium tabs press Train on the Train page")
     ap.add_argument("--json", type=Path, default=None, help="write every figure (and every visit) here")
+    ap.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
+                    help="time one Train job alone before the class, the unit of the trainers' times (with trainers)")
     args = ap.parse_args()
     if args.steps is not None and not (100 <= args.steps <= 6000 and args.steps % 100 == 0):
         ap.error("--steps must be a multiple of 100 between 100 and 6000 (the slider's range)")
@@ -808,6 +857,9 @@ def main() -> None:
     app_root = args.app_root.resolve()
     port = args.port or free_port()
     log = Path(f"/tmp/classroom-{port}.log")
+    reference = None
+    if args.reference and args.trainers and not args.browser_check:
+        reference = reference_job(app_root, args.steps or 0)
     load_before = _load()
     server = Server(app_root, port, args.workers, log)
     killed: list[str] = []
@@ -843,6 +895,7 @@ def main() -> None:
     else:
         meta["client_cpu_s"] = round(client_cpu, 1)
         result = report(cls, summary, lag, meta)
+        result["reference"] = reference
         result["args"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
         print_report(result)
     result["server_samples"] = server.monitor.samples
