@@ -397,9 +397,10 @@ def mnist_last_step_note(path: Path | None = None) -> str | None:
             share = (rb.lo - ra.hi) / (rb.best - ra.best)
             note += (f" It is {share:.0%} of the gap between {b}'s best bound ({rb.best:.2f}) and {a}'s "
                      f"({ra.best:.2f}); compare the variances within one model.")
-    trained = [f"{m} {rec['steps']:,} steps in {rec['seconds'] / 60:.0f} min ({rec['hardware']})"
-               for m in by_model.index if isinstance(rec := manifest_models().get(m), dict)
-               and {"steps", "seconds", "hardware"} <= set(rec)]
+    records = {m: manifest_models().get(m) for m in by_model.index}
+    trained = [f"{m} {rec['steps']:,} steps in {rec['seconds'] / 60:.0f} min ({rec.get('hardware', 'unrecorded')})"
+               for m, rec in records.items() if isinstance(rec, dict) and isinstance(rec.get("steps"), int)
+               and isinstance(rec.get("seconds"), (int, float))]
     if trained:
         note += " Trained: " + "; ".join(trained) + "."
     return note

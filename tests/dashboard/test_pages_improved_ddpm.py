@@ -282,6 +282,8 @@ def test_the_mnist_last_step_note_is_computed_from_the_file(small_panels, monkey
     mnist_file(tmp_path / "made_up.json")  # every row's last term 0: no share of a gap to give
     note = iddpm.mnist_last_step_note(tmp_path / "made_up.json")
     assert "**ddpm-mnist** 0.00, **iddpm-mnist** 0.00 bits/dim" in note and "of the gap" not in note
+    monkeypatch.setattr(iddpm, "manifest_models", lambda: {"ddpm-mnist": {"steps": "many", "seconds": 60}})
+    assert "Trained" not in iddpm.mnist_last_step_note(tmp_path / "made_up.json")  # a damaged record is left out
 
 
 def mnist_mosaic(at: AppTest) -> dict:
