@@ -37,7 +37,9 @@ first served makes of it at best (N equal jobs on W workers: job i finishes afte
 /usr/bin/chromium through Playwright, see shared/STACK-NOTES.md) open the Train page, press Train and wait
 for "Your model". ``--app-root DIR`` serves another copy of the repository (e.g. an older commit from
 ``git archive``) with this interpreter, for before/after figures; ``--workers W`` sets
-DIFFUSION_LAB_WORKERS for the server's job runner.
+DIFFUSION_LAB_WORKERS for the server's job runner. Every trainer presses Train on the page's defaults, so by default
+their jobs are identical and share one run (dashboard/jobs/runner.py); ``--no-share`` (DIFFUSION_LAB_SHARE=0)
+makes each train on its own, the cost of a class whose students all chose different settings.
 """
 
 from __future__ import annotations
@@ -233,12 +235,14 @@ def _start_time(pid: int) -> int | None:
 class Server:
     """``streamlit run dashboard/app.py`` as a subprocess in its own process group, with a TreeMonitor."""
 
-    def __init__(self, app_root: Path, port: int, workers: int | None, log_path: Path) -> None:
+    def __init__(self, app_root: Path, port: int, workers: int | None, log_path: Path, share: bool = True) -> None:
         self.app_root, self.port, self.log_path = app_root, port, log_path
         self.url = f"http://127.0.0.1:{port}"
         env = dict(os.environ)
         if workers is not None:
             env["DIFFUSION_LAB_WORKERS"] = str(workers)
+        if not share:
+            env["DIFFUSION_LAB_SHARE"] = "0"
         self._log = open(log_path, "w")  # closed in stop()
         cmd = [sys.executable, "-m", "streamlit", "run", str(app_root / "dashboard" / "app.py"),
                "--server.headless", "true", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
@@ -642,7 +646,8 @@ def print_report(r: dict[str, Any]) -> None:
           f"({a['steps'] or 'default'} steps), arrival {a['arrival']}"
           + (f" over {a['stagger']:g} s" if a["arrival"] == "staggered" else "") + f", think {a['think']:g} s")
     print(f"# app {m['app_root']} ({m['version']}), {m['cpus']} CPUs, load average {m['load_before']} before, "
-          f"{m['load_after']} after; server up in {m['startup_s']:.1f} s, workers={m['workers'] or 'default'}")
+          f"{m['load_after']} after; server up in {m['startup_s']:.1f} s, workers={m['workers'] or 'default'}"
+          + ("" if m.get("share", True) else ", identical jobs not shared"))
     if r["trainers"]:
         print()
         head = (f"{'trainer':<10} {'open s':>7} {'queued':>7} {'pos':>4} {'running':>8} {'train s':>8} "
@@ -669,9 +674,10 @@ def print_report(r: dict[str, Any]) -> None:
             med, last = queue_bound(s["n"], workers)
             print(f"one job alone on this host just before the class (one torch thread): {ref['seconds']:.1f} s "
                   f"(training {ref['train_s']:.1f} s, {1e3 * ref['train_s'] / max(ref['steps'], 1):.1f} ms/step); "
-                  f"{s['n']} such jobs on {workers} workers, first come first served, finish at best at a median of "
-                  f"{med:g} x {ref['seconds']:.1f} = {med * ref['seconds']:.1f} s and the last at {last} x = "
-                  f"{last * ref['seconds']:.1f} s")
+                  + (f"{s['n']} different jobs on {workers} workers, first come first served, finish at best at a "
+                     f"median of {med:g} x = {med * ref['seconds']:.1f} s and the last at {last} x = "
+                     f"{last * ref['seconds']:.1f} s" if not m.get("share", True) else
+                     "identical jobs share one run: at best every model after one job-time"))
     print()
     print(f"first page (arrival): {fmt_dist(r['first_page'])}")
     print(f"browsing, all visits: {fmt_dist(r['browsing'])}")
@@ -844,6 +850,9 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=1800.0, help="cap on the whole class")
     ap.add_argument("--port", type=int, default=None, help="server port (default: a free one)")
     ap.add_argument("--workers", type=int, default=None, help="DIFFUSION_LAB_WORKERS for the server's job runner")
+    ap.add_argument("--share", action=argparse.BooleanOptionalAction, default=True,
+                    help="identical jobs share one run (the app's default); --no-share: each trains on its own, "
+                         "as students with ten different settings would")
     ap.add_argument("--app-root", type=Path, default=ROOT, help="the repository to serve (default: this one)")
     ap.add_argument("--browser-check", type=int, default=0, metavar="K",
                     help="instead: K real Chromium tabs press Train on the Train page")
@@ -861,7 +870,7 @@ def main() -> None:
     if args.reference and args.trainers and not args.browser_check:
         reference = reference_job(app_root, args.steps or 0)
     load_before = _load()
-    server = Server(app_root, port, args.workers, log)
+    server = Server(app_root, port, args.workers, log, share=args.share)
     killed: list[str] = []
     try:
         startup = server.wait_healthy()
@@ -886,7 +895,7 @@ def main() -> None:
     summary["killed"] = killed
     meta = {"app_root": str(app_root), "version": _version(app_root), "cpus": os.cpu_count(),
             "load_before": load_before, "load_after": _load(), "startup_s": round(startup, 2),
-            "workers": args.workers, "url": server.url, "log": str(log), "python": sys.executable}
+            "workers": args.workers, "share": args.share, "url": server.url, "log": str(log), "python": sys.executable}
     if args.browser_check:
         result |= {"meta": meta, "server": summary, "args": {k: str(v) for k, v in vars(args).items()}}
         s = summary

@@ -17,9 +17,9 @@ import torch
 
 from core.checkpoints import Pretrained, checkpoint_bytes
 from core.evaluate import evaluate_2d, sample_2d
-from core.schedules import make_schedule
-from core.train_2d import train_ddpm_2d
-from core.training import TrainConfig
+from core.schedules import Schedule, make_schedule
+from core.train_2d import ddpm_2d_config, train_ddpm_2d
+from core.training import TrainConfig, TrainResult
 from dashboard.jobs.latent import train_latent
 from dashboard.jobs.race import race
 from dashboard.jobs.snapshot import Report, ShouldStop, snapshot
@@ -27,14 +27,16 @@ from dashboard.jobs.snapshot import Report, ShouldStop, snapshot
 PROGRESS_EVERY_S = 0.25  # progress messages at most this often (the page polls once a second)
 
 
-def train_2d(spec: dict[str, Any], report: Report, should_stop: ShouldStop) -> dict[str, Any]:
+def train_2d(spec: dict[str, Any], report: Report, should_stop: ShouldStop,
+             take_forks: Callable[[], list[str]] | None = None) -> dict[str, Any]:
     """core.train_2d.train_ddpm_2d on a toy or the user's points, with progress, snapshots and a stop; then the
     final samples (DDIM-50) and, for a toy, its quality (core.evaluate.evaluate_2d), so the server computes
     nothing.
 
     spec: data (a toy name or an (n, 2) float32 array of standardised points), schedule (Schedule.to_config()),
     train (TrainConfig fields), mlp, snapshot_every, snapshot_n, seed, final_n, data_config (the checkpoint's
-    "data" provenance).
+    "data" provenance). ``take_forks()`` (a shared run, see dashboard.jobs.runner) names the jobs that stopped
+    while others follow this run: each gets a "forked" report with the model so far, as if it had stopped here.
     """
     schedule = make_schedule(**spec["schedule"])
     cfg = TrainConfig(**spec["train"])
@@ -56,25 +58,41 @@ def train_2d(spec: dict[str, Any], report: Report, should_stop: ShouldStop) -> d
             report("progress", {"step": step, "steps": info["steps"], "loss": info["loss"],
                                 "seconds": info["seconds"], "new_losses": losses[state["sent"]:]})
             state["sent"] = len(losses)
-        return bool(should_stop())
+        request = should_stop()
+        for job in take_forks() if take_forks is not None else ():
+            so_far = TrainResult(model=info["model"], ema_model=info["ema_model"], steps=step,
+                                 seconds=info["seconds"], stop_reason="callback", losses=list(losses),
+                                 message=f"stopped by request after {step} steps")
+            config = ddpm_2d_config(info["model"].net.config, schedule, cfg, so_far)
+            report("forked", {"job": job, **trained_model(so_far, config, spec, schedule)})
+        return bool(request)
 
     result, config = train_ddpm_2d(data, schedule, cfg, mlp=spec.get("mlp"), callback=callback)
     report("progress", {"step": result.steps, "steps": cfg.steps, "seconds": result.seconds,
                         "new_losses": losses[state["sent"]:]})
-    out: dict[str, Any] = {"steps_done": result.steps, "train_seconds": result.seconds,
-                           "stop_reason": result.stop_reason, "message": result.message, "losses": losses}
     if not result.steps or should_stop() == "cancel":  # no model, or nobody waits for it (a closed tab)
-        return out
+        return {"steps_done": result.steps, "train_seconds": result.seconds, "stop_reason": result.stop_reason,
+                "message": result.message, "losses": losses}
     if state["snapshot_at"] != result.steps:
         report("snapshot", {"step": result.steps, "points": snapshot(result.ema_model, schedule, x_T)})
     report("progress", {"step": result.steps, "steps": cfg.steps, "seconds": result.seconds,
                         "phase": f"Trained; now sampling {int(spec['final_n']):,} points and measuring them"})
+    return trained_model(result, config, spec, schedule)
+
+
+def trained_model(result: TrainResult, config: dict[str, Any], spec: dict[str, Any],
+                  schedule: Schedule) -> dict[str, Any]:
+    """A train_2d job's result from its training: the EMA weights and config, ``final_n`` DDIM-50 samples and, for a
+    toy, their quality; a model whose samples are not finite is said to have diverged."""
+    out: dict[str, Any] = {"steps_done": result.steps, "train_seconds": result.seconds,
+                           "stop_reason": result.stop_reason, "message": result.message,
+                           "losses": list(result.losses)}
     config["data"] = spec["data_config"]
     model = result.ema_model.eval().requires_grad_(False)
     p = Pretrained(model=model, schedule=schedule, config=config)
     out["weights"], _ = checkpoint_bytes(model, config)
     out["config"] = config
-    n, steps = int(spec["final_n"]), min(50, schedule.T)
+    n, steps, seed = int(spec["final_n"]), min(50, schedule.T), int(spec["seed"])
     t0 = time.perf_counter()
     samples = sample_2d(p, n, seed=seed, steps=steps)
     sample_seconds = time.perf_counter() - t0
@@ -97,8 +115,9 @@ def warm_up() -> None:
                   mlp={"width": 16, "depth": 1, "t_embed_dim": 16, "x_embed_dim": 4})
 
 
-RECIPES: dict[str, Callable[[dict[str, Any], Report, ShouldStop], dict[str, Any]]] = {
+RECIPES: dict[str, Callable[..., dict[str, Any]]] = {
     "train_2d": train_2d,
     "race": race,
     "train_latent": train_latent,
 }
+SHAREABLE = frozenset({"train_2d"})  # kinds whose identical jobs may follow one run (they take ``take_forks``)

@@ -28,6 +28,7 @@ from dashboard.jobs.runner import ACTIVE, QUEUED, Job, JobError, JobRunner, Queu
 FOLLOW_EVERY_S = 1.0  # how often a page that follows a job redraws its progress bar (cheap)
 LIVE_EVERY_S = 4.0  # ... and its live charts (about 50 ms of server CPU each: 30 students at once must fit)
 WORKERS_ENV = "DIFFUSION_LAB_WORKERS"  # the number of worker processes (default: one per CPU core)
+SHARE_ENV = "DIFFUSION_LAB_SHARE"  # "0": identical jobs each train on their own (default: they share one run)
 
 
 def _session_alive(session: str) -> bool:
@@ -44,7 +45,8 @@ def _session_alive(session: str) -> bool:
 def runner() -> JobRunner:
     """The server's job runner, started once per process (its workers take a few seconds to start)."""
     workers = os.environ.get(WORKERS_ENV)
-    return JobRunner(workers=int(workers) if workers else None, is_session_alive=_session_alive)
+    return JobRunner(workers=int(workers) if workers else None, is_session_alive=_session_alive,
+                     share=os.environ.get(SHARE_ENV, "1") != "0")
 
 
 def session_id() -> str:
@@ -128,6 +130,9 @@ def follow(name: str, render: Callable[[Job], None], stop_label: str = "Stop") -
                             if "loss" in p else "Starting...")
                     if p.get("phase"):
                         text = f"{p['phase']}: {text}"
+                    if job.shared_with:
+                        text += (f" · one run for you and {job.shared_with} other "
+                                 f"{'student' if job.shared_with == 1 else 'students'} with the same settings")
                     st.progress(min(1.0, done), text=f"{text} · {'stopping...' if job.stop_requested else ''}"
                                 .rstrip(" ·"))
 

@@ -1,5 +1,6 @@
 """The job runner (dashboard/jobs): real worker processes training real (tiny) models. Stop while queued and while
-running, a closed tab, a killed worker, a diverging job, a full queue, and a budget that counts running time only."""
+running, a closed tab, a killed worker, a diverging job, a full queue, a budget that counts running time only, and
+identical jobs that share one run (a stop hands one of them the weights so far; a closed tab drops only its own)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,25 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load as load_safetensors
 
 from core.checkpoints import build_model
 from core.schedules import make_schedule
+from dashboard.jobs import recipes
 from dashboard.jobs.runner import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobError, JobRunner, QueueFull
 
 TINY = {"width": 16, "depth": 1, "t_embed_dim": 16, "x_embed_dim": 4}
 
 
-def spec(steps: int, lr: float = 3e-3, budget: float | None = None, toy: str = "eight_gaussians") -> dict:
+def spec(steps: int, lr: float = 3e-3, budget: float | None = None, toy: str = "eight_gaussians",
+         seed: int = 0) -> dict:
     return {"data": toy, "schedule": make_schedule("cosine", 100).to_config(),
-            "train": {"steps": steps, "batch_size": 128, "lr": lr, "warmup_steps": 10, "time_budget_s": budget},
-            "mlp": TINY, "snapshot_every": max(1, steps // 4), "snapshot_n": 100, "seed": 0, "final_n": 500,
+            "train": {"steps": steps, "batch_size": 128, "lr": lr, "warmup_steps": 10, "time_budget_s": budget,
+                      "seed": seed},
+            "mlp": TINY, "snapshot_every": max(1, steps // 4), "snapshot_n": 100, "seed": seed, "final_n": 500,
             "data_config": {"kind": "toy", "name": toy}, "steps": steps}
 
 
@@ -80,10 +85,13 @@ def test_one_job_per_session_and_a_full_queue_says_so(runner):
     first = runner.submit("d", "train_2d", spec(100_000))
     with pytest.raises(JobError, match="already has a job"):
         runner.submit("d", "train_2d", spec(10))
-    runner.submit("e", "train_2d", spec(10))
-    runner.submit("f", "train_2d", spec(10))
+    runner.submit("e", "train_2d", spec(10, seed=1))
+    runner.submit("f", "train_2d", spec(10, seed=2))
     with pytest.raises(QueueFull, match="queue is full"):
-        runner.submit("g", "train_2d", spec(10))
+        runner.submit("g", "train_2d", spec(10, seed=3))
+    shared = runner.submit("g", "train_2d", spec(10, seed=2))  # the same as f's: it follows f's run, no new place
+    assert runner.view(shared).shared_with == 1 and runner.counts()["queued"] == 2
+    runner.stop(shared)
     for job in runner.session_jobs("e") + runner.session_jobs("f"):
         runner.stop(job.id)
     runner.stop(first)
@@ -126,3 +134,65 @@ def test_the_time_budget_counts_running_time_only(runner):
     runner.stop(blocker)
     v = finished(runner, budgeted)
     assert v.status == DONE and v.result["steps_done"] == 100 and v.result["stop_reason"] == "steps"
+
+
+def test_identical_jobs_share_one_run_and_a_stop_hands_out_the_weights_so_far(runner, one_torch_thread):
+    a, b, c = (runner.submit(who, "train_2d", spec(4000)) for who in ("sa", "sb", "sc"))
+    assert runner.counts() == {"queued": 0, "running": 1, "workers": 1} and runner.view(b).shared_with == 2
+    wait_for(lambda: runner.view(a).progress.get("step", 0) >= 50)
+    runner.stop(b)  # others follow the run: b gets the model so far, the run goes on
+    vb = finished(runner, b)
+    assert vb.status == DONE and vb.result["stop_reason"] == "callback" and 50 <= vb.result["steps_done"] < 4000
+    assert len(vb.losses) == vb.result["steps_done"] and vb.message == f"stopped by request after " \
+                                                                       f"{vb.result['steps_done']} steps"
+    model, _ = build_model(vb.result["config"])
+    model.load_state_dict(load_safetensors(vb.result["weights"]))
+    assert vb.result["config"]["training"]["steps_done"] == vb.result["steps_done"]
+    assert vb.result["samples"].shape == (500, 2) and "quality" in vb.result
+    assert runner.view(a).status == RUNNING and runner.view(a).shared_with == 1
+    runner.stop(a)  # c still follows: a forks too
+    va, vc = finished(runner, a), finished(runner, c)
+    assert va.result["steps_done"] < vc.result["steps_done"] == 4000 and vc.result["stop_reason"] == "steps"
+    assert vb.result["weights"] != vc.result["weights"]
+    alone = recipes.train_2d(spec(4000), lambda kind, payload: None, lambda: False)  # here, one thread as a worker
+    assert alone["weights"] == vc.result["weights"]  # what sharing rests on: the same training, the same model
+
+
+def test_a_shared_run_outlives_one_closed_tab_and_ends_with_the_last(runner):
+    p, q = runner.submit("tp", "train_2d", spec(100_000)), runner.submit("tq", "train_2d", spec(100_000))
+    wait_for(lambda: runner.view(p).status == RUNNING)
+    GONE.add("tp")
+    assert finished(runner, p, timeout=20).status == CANCELLED
+    time.sleep(1.0)  # a few housekeeping rounds: q's run goes on
+    assert runner.view(q).status == RUNNING and runner.view(q).shared_with == 0
+    GONE.add("tq")
+    assert finished(runner, q, timeout=20).status == CANCELLED
+    assert finished(runner, runner.submit("tr", "train_2d", spec(20))).status == DONE  # the worker is free
+
+
+def test_the_users_own_points_and_different_settings_are_not_shared(runner):
+    blocker = runner.submit("u0", "train_2d", spec(100_000, seed=9))
+    points = spec(10) | {"data": np.zeros((64, 2), np.float32), "data_config": {"kind": "points"}}
+    x, y = runner.submit("u1", "train_2d", points), runner.submit("u2", "train_2d", points)
+    assert runner.counts()["queued"] == 2 and runner.view(y).shared_with == 0
+    runner.stop(x)
+    assert runner.view(x).status == CANCELLED and runner.view(y).status == QUEUED  # a queued stop: its own job
+    runner.stop(y)
+    runner.stop(blocker)
+    finished(runner, blocker)
+
+
+def test_a_run_nobody_follows_after_a_stop_and_a_closed_tab_frees_its_worker(runner):
+    f, g = runner.submit("zf", "train_2d", spec(100_000)), runner.submit("zg", "train_2d", spec(100_000))
+    wait_for(lambda: runner.view(f).progress.get("step", 0) >= 20)
+    runner.stop(f)  # g still follows: f gets the weights so far
+    GONE.add("zg")  # ... and then g's tab closes: nobody waits for the run any more
+    assert finished(runner, f).status == DONE and finished(runner, g, timeout=20).status == CANCELLED
+    assert finished(runner, runner.submit("zh", "train_2d", spec(20)), timeout=30).status == DONE
+
+
+def test_a_killed_worker_fails_every_job_of_its_shared_run(runner):
+    v, w = runner.submit("kv", "train_2d", spec(100_000)), runner.submit("kw", "train_2d", spec(100_000))
+    wait_for(lambda: runner.view(v).progress.get("step", 0) > 0)
+    os.kill(runner.worker_pids()[runner.view(v).worker], signal.SIGKILL)
+    assert finished(runner, v, timeout=30).status == finished(runner, w, timeout=30).status == FAILED

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from core.likelihood import ode_log_likelihood
 from core.schedules import make_schedule
 from core.training import TrainConfig
 from dashboard.jobs import recipes
+from dashboard.jobs.runner import DONE, RUNNING
+from dashboard.ui import background
 from dashboard.ui import score_field as fields
 from dashboard.ui import train as live
 from tests.dashboard.apptest_helpers import app_on, ok, plotly_specs, run_until, vega_frames
@@ -315,6 +318,30 @@ def test_stop_keeps_the_model_trained_so_far_and_the_page_never_trains_in_its_sc
                for i in at.info)
     assert at.session_state[live.RUN_KEY].steps < 6000
     assert not at.button(key="train.go").disabled  # free to train again
+
+def test_a_student_with_the_same_settings_follows_the_same_run_and_stops_alone():
+    """Another session that asks for the same training follows this session's run (the panel says so); Stop here
+    hands this session the model so far, and the other session's job goes on."""
+    at = open_page("views/train.py", {"steps": "6000"})
+    at.button(key="train.go").click().run()
+    run_until(at, lambda a: any("of 6,000" in p.proto.text for p in ok(a).get("progress")))
+    r = background.runner()
+    mine = r.view(at.session_state[f"{live.JOB}.job"])
+    other = r.submit("another-student", "train_2d", mine.spec, label="the same settings")
+    assert r.view(other).run == mine.run and r.counts()["running"] == 1
+    run_until(at, lambda a: any("one run for you and 1 other student with the same settings" in p.proto.text
+                                for p in ok(a).get("progress")))
+    at.button(key="train.stop").click().run()
+    run_until(at, has_model)
+    assert at.session_state[live.RUN_KEY].steps < 6000 and r.view(other).status == RUNNING
+    r.stop(other)
+    deadline = time.time() + 60
+    while (v := r.view(other)).status != DONE:
+        assert time.time() < deadline, "the other session's job did not stop"
+        time.sleep(0.1)
+    assert v.result["stop_reason"] == "callback" and v.result["steps_done"] > at.session_state[live.RUN_KEY].steps
+    r.forget(other)
+
 
 def test_the_training_job_stops_when_asked_and_keeps_the_model_and_snapshots():
     """The Train page's job (dashboard.jobs.recipes.train_2d, as a worker runs it): Stop ends training at the next
